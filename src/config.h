@@ -1,0 +1,98 @@
+/*
+ * config.h - every key of interface.md section 2: defaults, parsing with inih,
+ * typed validation with file:line errors, -s overrides, the effective config
+ * for -t, and the diff a SIGHUP reload applies. A config is parsed into a
+ * fresh struct and only swapped in by the caller once it is valid.
+ */
+#ifndef HB_CONFIG_H
+#define HB_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_NAME_MAX 64	/* node and peer names */
+#define CONFIG_THREADS_MAX 1024
+
+enum pool_mode { POOL_MODE_THREADS, POOL_MODE_INLINE };
+
+struct config_peer {
+	char *name;		/* the name before '@', or host:port */
+	char *addr;		/* host:port as written */
+};
+
+struct config {
+	char *node_name;
+	char *work_listen;
+	char *peer_listen;
+	char *http_listen;	/* "" = HTTP off */
+	struct config_peer *peers;
+	size_t npeers;
+	uint32_t heartbeat_interval_ms;
+	uint32_t peer_timeout_ms;	/* 3 x interval unless set */
+	uint32_t threads;
+	uint32_t worker_nice;
+	enum pool_mode pool_mode;
+	uint32_t queue_max;
+	uint32_t job_max_ms;
+	uint32_t max_line;
+	uint32_t max_connections;
+	uint32_t max_jobs_per_conn;
+	char *auth_token;	/* NULL = no AUTH needed */
+	enum log_format log_format;
+	enum log_level log_level;
+	uint32_t heartbeat_log_ms;	/* 0 = never */
+	uint32_t shutdown_grace_ms;
+
+	/* private to config.c */
+	int peer_timeout_set;
+	unsigned seen_line[32];	/* line where each key was set, by key index */
+};
+
+/* What went wrong, for "file:line: key: reason" messages. */
+struct config_error {
+	char file[256];		/* the config file, or "--set" for -s */
+	unsigned line;		/* line in file, or the -s ordinal (1-based) */
+	char key[64];
+	char reason[256];
+};
+
+/*
+ * The whole read: built-in defaults, then path (when path is NULL the
+ * default file SYSCONFDIR/heartbeatd/heartbeatd.conf is read if it exists;
+ * an explicit path must exist), then each "key=value" of sets in order, then
+ * derived defaults and cross-key checks. Returns a new config, or NULL with
+ * *err filled in.
+ */
+struct config *config_read(const char *path, char *const *sets, size_t nsets,
+    struct config_error *err);
+
+struct config *config_new(void);	/* built-in defaults only */
+void config_free(struct config *c);
+int config_load_file(struct config *c, const char *path, int must_exist,
+    struct config_error *err);
+int config_set(struct config *c, const char *keyval, unsigned ordinal,
+    struct config_error *err);
+int config_finish(struct config *c, struct config_error *err);
+
+/* The default config file path. */
+const char *config_default_path(void);
+
+/* "file:line: key: reason" into buf. */
+void config_error_format(const struct config_error *err, char *buf, size_t n);
+/* Log it: level=error msg=<msg> file= line= key= reason= */
+void config_error_log(const struct config_error *err, const char *msg);
+
+/* The effective config as a config file that config_read accepts. */
+void config_print(const struct config *c, FILE *out);
+
+/*
+ * Comma-separated key names that differ between old and new: those a reload
+ * applies (applied) and those that need a restart (restart). Empty strings
+ * when nothing differs.
+ */
+void config_diff(const struct config *old, const struct config *new,
+    char *applied, size_t applied_len, char *restart, size_t restart_len);
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef HB_DAEMON_H
+#define HB_DAEMON_H
+#endif

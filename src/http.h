@@ -1,0 +1,3 @@
+#ifndef HB_HTTP_H
+#define HB_HTTP_H
+#endif

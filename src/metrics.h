@@ -1,0 +1,3 @@
+#ifndef HB_METRICS_H
+#define HB_METRICS_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef HB_PEER_H
+#define HB_PEER_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef HB_TICK_H
+#define HB_TICK_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef HB_WORK_H
+#define HB_WORK_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef HB_HARNESS_H
+#define HB_HARNESS_H
+#endif
