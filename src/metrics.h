@@ -41,4 +41,9 @@ uint64_t metrics_completed_total(void);
 uint64_t metrics_failed_total(void);
 uint64_t metrics_rejected_total(void);
 
+struct daemon;
+struct evbuffer;
+/* The Prometheus text exposition of everything, gauges included. */
+void metrics_render(struct daemon *d, struct evbuffer *out);
+
 #endif

@@ -1,3 +1,48 @@
+/*
+ * peer.h - heartbeat links (interface.md section 5): one outbound TCP link
+ * per configured peer (HELLO/WELCOME, HB/ACK, reconnect with backoff, the
+ * liveness state machine of liveness.h, peer-up/suspect/down events) and the
+ * inbound side (answer every HB at once; close on garbage).
+ */
 #ifndef HB_PEER_H
 #define HB_PEER_H
+
+#include <stdint.h>
+
+#include <event2/util.h>
+
+#include "liveness.h"
+
+struct config;
+struct daemon;
+struct peers;
+
+struct peer_info {
+	const char *name;
+	const char *addr;
+	enum peer_state state;
+	uint64_t rtt_ns;	/* last RTT, 0 = none yet */
+	uint64_t srtt_ns;
+	int64_t last_ack_ms;	/* age of the last ACK in ms, -1 = never */
+};
+
+/* Links for d->cfg's peers; they connect at once. */
+struct peers *peers_new(struct daemon *d);
+void peers_free(struct peers *ps);
+/* Accept inbound heartbeats on a listening fd (from daemon_listen). */
+int peers_listen(struct peers *ps, evutil_socket_t fd);
+/*
+ * The heartbeat tick: send HB (with our lag_us) on every connected link,
+ * then run the liveness checks. lag_ns is this tick's lateness; when our own
+ * stall explains missing ACKs, deadlines are extended and msg=local-stall is
+ * logged instead of a false peer-down.
+ */
+void peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns);
+/* Reload: add new peers, drop removed ones, keep the rest; new timing. */
+void peers_reconfigure(struct peers *ps, const struct config *cfg);
+unsigned peers_count(const struct peers *ps);
+unsigned peers_up(const struct peers *ps);
+void peers_foreach(const struct peers *ps,
+    void (*fn)(const struct peer_info *pi, void *arg), void *arg);
+
 #endif
