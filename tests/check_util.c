@@ -1,4 +1,114 @@
+/* check_util.c - strict numbers and host:port addresses. */
+#include <netinet/in.h>
+#include <string.h>
+
 #include "check_common.h"
-Suite *util_suite(void);
-Suite *util_suite(void) { return suite_create("util"); }
+#include "util.h"
+
+START_TEST(test_parse_u64_accepts_only_digits_in_range)
+{
+	static const struct {
+		const char *s;
+		int ok;
+		uint64_t v;
+	} cases[] = {
+		{ "0", 1, 0 }, { "42", 1, 42 }, { "007", 1, 7 },
+		{ "18446744073709551615", 1, UINT64_MAX },
+		{ "18446744073709551616", 0, 0 }, { "", 0, 0 }, { "-1", 0, 0 },
+		{ "+1", 0, 0 }, { " 1", 0, 0 }, { "1 ", 0, 0 }, { "1e3", 0, 0 },
+		{ "0x10", 0, 0 }, { "10ms", 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 12345;
+		int rc = parse_u64(cases[i].s, 0, UINT64_MAX, &v);
+
+		ck_assert_msg((rc == 0) == cases[i].ok, "parse_u64(\"%s\")", cases[i].s);
+		ck_assert_uint_eq(v, cases[i].ok ? cases[i].v : 12345);
+	}
+}
+END_TEST
+
+START_TEST(test_parse_u64_enforces_bounds)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(parse_u64("5", 1, 10, &v), 0);
+	ck_assert_int_eq(parse_u64("0", 1, 10, &v), -1);
+	ck_assert_int_eq(parse_u64("11", 1, 10, &v), -1);
+}
+END_TEST
+
+START_TEST(test_addr_split_handles_ipv4_ipv6_and_names)
+{
+	char host[64];
+	uint16_t port;
+
+	ck_assert_int_eq(addr_split("127.0.0.1:7070", host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "127.0.0.1");
+	ck_assert_uint_eq(port, 7070);
+	ck_assert_int_eq(addr_split("[::1]:0", host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "::1");
+	ck_assert_uint_eq(port, 0);
+	ck_assert_int_eq(addr_split("localhost:65535", host, sizeof(host), &port), 0);
+	ck_assert_str_eq(host, "localhost");
+}
+END_TEST
+
+START_TEST(test_addr_split_rejects_malformed_addresses)
+{
+	static const char *bad[] = { "", "7070", ":7070", "host:", "host:65536",
+		"host:-1", "::1:7070", "[::1]7070", "[::1:7070", "[]:1", "a b:1",
+		"host:70x" };
+	char host[64];
+	uint16_t port;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(addr_split(bad[i], host, sizeof(host), &port) == -1,
+		    "accepted \"%s\"", bad[i]);
+}
+END_TEST
+
+START_TEST(test_addr_resolve_and_format_round_trip)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[HB_ADDRSTRLEN];
+
+	ck_assert_int_eq(addr_resolve("127.0.0.1:8080", 1, &ss, &len), 0);
+	addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "127.0.0.1:8080");
+	ck_assert_int_eq(addr_resolve("[::1]:9", 1, &ss, &len), 0);
+	addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "[::1]:9");
+}
+END_TEST
+
+START_TEST(test_now_ns_is_monotonic)
+{
+	uint64_t a = now_ns(), b = now_ns();
+
+	ck_assert_uint_ge(b, a);
+	ck_assert_uint_gt(a, 0);
+}
+END_TEST
+
+Suite *
+util_suite(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("util");
+
+	tcase_add_test(tc, test_parse_u64_accepts_only_digits_in_range);
+	tcase_add_test(tc, test_parse_u64_enforces_bounds);
+	tcase_add_test(tc, test_addr_split_handles_ipv4_ipv6_and_names);
+	tcase_add_test(tc, test_addr_split_rejects_malformed_addresses);
+	tcase_add_test(tc, test_addr_resolve_and_format_round_trip);
+	tcase_add_test(tc, test_now_ns_is_monotonic);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
 CHECK_MAIN(util_suite)
