@@ -55,6 +55,8 @@ START_TEST(test_random_puts_and_deletes_match_a_model)
 }
 END_TEST
 
+Suite *idmap_suite(void);
+
 Suite *
 idmap_suite(void)
 {

@@ -95,6 +95,8 @@ START_TEST(test_now_ns_is_monotonic)
 }
 END_TEST
 
+Suite *util_suite(void);
+
 Suite *
 util_suite(void)
 {
