@@ -46,7 +46,9 @@ struct daemon {
 	struct http *http;
 
 	int draining;			/* SIGTERM/SIGINT seen */
-	uint64_t drain_deadline_ns;
+	uint64_t drain_deadline_ns;	/* end of the grace period */
+	int drain_cancelled;		/* grace over: the rest was cancelled */
+	uint64_t close_deadline_ns;	/* last chance for clients' output */
 	uint64_t jobs_cancelled;	/* by the end of the grace period */
 
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_drain, *ev_watchdog;

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define HB_NS_PER_MS 1000000ull
-#define HB_NS_PER_US 1000ull
+#define HB_NS_PER_MS ((uint64_t)1000000)
+#define HB_NS_PER_US ((uint64_t)1000)
 #define HB_ADDRSTRLEN 64	/* "[v6addr]:port" plus NUL */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
