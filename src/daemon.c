@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -354,6 +355,8 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	d.sets = sets;
 	d.nsets = nsets;
 	signal(SIGPIPE, SIG_IGN);
+	/* the default 50 us timer slack would be most of a tick's lateness */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	metrics_init();
 	if ((d.base = daemon_base_new()) == NULL)
 		goto out;
