@@ -1,1 +1,802 @@
+/*
+ * config.c - the keys of interface.md section 2: built-in defaults, the
+ * config file, -s overrides, derived defaults and cross-key checks, the
+ * effective config for -t and the diff a SIGHUP reload applies.
+ *
+ * One table describes every key (type, field, range, whether a change needs
+ * a restart); parsing, printing and diffing all walk it. A bad value is
+ * always an error naming file, line and key, never replaced by a default.
+ *
+ * The file goes through inih (ini_parse_stream) behind a reader that feeds it
+ * one line at a time. The reader counts lines (the system libinih is built
+ * without INI_HANDLER_LINENO), rejects [sections] and lines without '=' at
+ * the line they occur on, strips comments, and hands inih a normalised
+ * "key=value" line. That keeps the syntax exactly what heartbeatd.conf(5)
+ * says: an indented line is not an inih continuation line, ':' is not a
+ * second delimiter, and a value longer than inih's fixed line buffer (an
+ * auth_token of 256 characters) reaches the handler whole, through
+ * parse->longval, instead of being split into two lines.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ini.h>
+
 #include "config.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+#define CONFIG_LINE_MAX 4096	/* longest line in the file, in bytes */
+#define CONFIG_TOKEN_MAX 256	/* longest auth_token */
+#define CONFIG_VALUE_MAX 512	/* a formatted value (print, diff) */
+
+enum config_type {
+	CONFIG_NAME,		/* node_name */
+	CONFIG_LISTEN,		/* host:port to bind */
+	CONFIG_LISTEN_OPT,	/* the same, or empty = off */
+	CONFIG_PEER,		/* [name@]host:port, repeatable */
+	CONFIG_U32,
+	CONFIG_POOL_MODE,
+	CONFIG_TOKEN,		/* empty = none */
+	CONFIG_LOG_FORMAT,
+	CONFIG_LOG_LEVEL
+};
+
+struct config_key {
+	const char		*name;
+	enum config_type	 type;
+	size_t			 off;
+	uint32_t		 lo, hi;
+	int			 restart;	/* a change needs a restart */
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct config_key config_keys[] = {
+	{ "node_name", CONFIG_NAME, F(node_name), 0, 0, 0 },
+	{ "work_listen", CONFIG_LISTEN, F(work_listen), 0, 0, 1 },
+	{ "peer_listen", CONFIG_LISTEN, F(peer_listen), 0, 0, 1 },
+	{ "http_listen", CONFIG_LISTEN_OPT, F(http_listen), 0, 0, 1 },
+	{ "peer", CONFIG_PEER, 0, 0, 0, 0 },
+	{ "heartbeat_interval_ms", CONFIG_U32, F(heartbeat_interval_ms),
+	    1, 3600000, 0 },
+	{ "peer_timeout_ms", CONFIG_U32, F(peer_timeout_ms), 1, 86400000, 0 },
+	{ "threads", CONFIG_U32, F(threads), 1, CONFIG_THREADS_MAX, 1 },
+	{ "worker_nice", CONFIG_U32, F(worker_nice), 0, 19, 1 },
+	{ "pool_mode", CONFIG_POOL_MODE, F(pool_mode), 0, 0, 1 },
+	{ "queue_max", CONFIG_U32, F(queue_max), 0, 1000000, 0 },
+	{ "job_max_ms", CONFIG_U32, F(job_max_ms), 1, 86400000, 0 },
+	{ "max_line", CONFIG_U32, F(max_line), 64, 1048576, 0 },
+	{ "max_connections", CONFIG_U32, F(max_connections), 1, 1000000, 0 },
+	{ "max_jobs_per_conn", CONFIG_U32, F(max_jobs_per_conn), 1, 1000000, 0 },
+	{ "auth_token", CONFIG_TOKEN, F(auth_token), 0, 0, 0 },
+	{ "log_format", CONFIG_LOG_FORMAT, F(log_format), 0, 0, 0 },
+	{ "log_level", CONFIG_LOG_LEVEL, F(log_level), 0, 0, 0 },
+	{ "heartbeat_log_ms", CONFIG_U32, F(heartbeat_log_ms), 0, 3600000, 0 },
+	{ "shutdown_grace_ms", CONFIG_U32, F(shutdown_grace_ms), 0, 3600000, 0 },
+};
+#undef F
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+_Static_assert(CONFIG_NKEYS <= sizeof(((struct config *)0)->seen_line) /
+    sizeof(unsigned), "seen_line needs a slot per key");
+
+/* State of one file read, shared by the line reader and the inih handler. */
+struct config_parse {
+	struct config		*c;
+	const char		*file;
+	FILE			*fp;
+	unsigned		 line;
+	char			*raw;		/* getline buffer */
+	size_t			 rawcap;
+	const char		*longval;	/* value too long for inih */
+	int			 read_errno;	/* why getline failed, or 0 */
+	struct config_error	*err;
+	int			 failed;
+};
+
+static void config_err(struct config_error *, const char *, unsigned,
+    const char *, const char *, ...) __attribute__((format(printf, 5, 6)));
+
+/* Fill in an error; the first one wins. */
+static void
+config_err(struct config_error *err, const char *file, unsigned line,
+    const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(err->file, sizeof(err->file), "%s", file);
+	err->line = line;
+	snprintf(err->key, sizeof(err->key), "%s", key);
+	va_start(ap, fmt);
+	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	va_end(ap);
+}
+
+static const struct config_key *
+config_key_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_NKEYS; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+static char **
+config_str(struct config *c, const struct config_key *k)
+{
+	return (char **)(void *)((char *)c + k->off);
+}
+
+static uint32_t *
+config_u32(struct config *c, const struct config_key *k)
+{
+	return (uint32_t *)(void *)((char *)c + k->off);
+}
+
+static const char *
+config_cstr(const struct config *c, const struct config_key *k)
+{
+	return *(char *const *)(const void *)((const char *)c + k->off);
+}
+
+static uint32_t
+config_cu32(const struct config *c, const struct config_key *k)
+{
+	return *(const uint32_t *)(const void *)((const char *)c + k->off);
+}
+
+static void
+config_replace(char **field, const char *val)
+{
+	free(*field);
+	*field = val != NULL ? xstrdup(val) : NULL;
+}
+
+/* A name: 1..CONFIG_NAME_MAX visible ASCII characters, no '=' or '"'. */
+static int
+config_name_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > CONFIG_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] > '~' || s[i] == '=' || s[i] == '"')
+			return 0;
+	return 1;
+}
+
+/* A listen address must split and resolve, so a typo fails at startup. */
+static int
+config_check_listen(const char *val, char *reason, size_t rlen)
+{
+	char host[256];
+	uint16_t port;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (addr_split(val, host, sizeof(host), &port) < 0) {
+		snprintf(reason, rlen,
+		    "expected host:port or [addr]:port with port 0..65535");
+		return -1;
+	}
+	if (addr_resolve(val, 1, &ss, &sslen) < 0) {
+		snprintf(reason, rlen, "cannot resolve host %.200s", host);
+		return -1;
+	}
+	return 0;
+}
+
+/* Append "[name@]host:port" to the peers; names must be unique. */
+static int
+config_add_peer(struct config *c, const char *val, char *reason, size_t rlen)
+{
+	const char *at = strchr(val, '@'), *addr = at != NULL ? at + 1 : val;
+	size_t namelen = at != NULL ? (size_t)(at - val) : strlen(val), i;
+	char host[256];
+	uint16_t port;
+	struct config_peer *p;
+
+	if (strchr(addr, '@') != NULL ||
+	    addr_split(addr, host, sizeof(host), &port) < 0 || port == 0) {
+		snprintf(reason, rlen,
+		    "expected [name@]host:port with port 1..65535");
+		return -1;
+	}
+	if (!config_name_valid(val, namelen)) {
+		snprintf(reason, rlen, at != NULL ?
+		    "expected a peer name of 1..%d visible characters without = or \"" :
+		    "host:port is too long for a peer name (max %d); use name@host:port",
+		    CONFIG_NAME_MAX);
+		return -1;
+	}
+	for (i = 0; i < c->npeers; i++) {
+		if (strlen(c->peers[i].name) == namelen &&
+		    memcmp(c->peers[i].name, val, namelen) == 0) {
+			snprintf(reason, rlen, "duplicate peer name %.*s",
+			    (int)namelen, val);
+			return -1;
+		}
+	}
+	c->peers = xrealloc(c->peers, (c->npeers + 1) * sizeof(*c->peers));
+	p = &c->peers[c->npeers++];
+	p->name = xmalloc(namelen + 1);
+	memcpy(p->name, val, namelen);
+	p->name[namelen] = '\0';
+	p->addr = xstrdup(addr);
+	return 0;
+}
+
+/* Validate val for key k and store it; on error leave c alone. */
+static int
+config_apply(struct config *c, const struct config_key *k, const char *val,
+    char *reason, size_t rlen)
+{
+	uint64_t n;
+	size_t i, len;
+	enum pool_mode mode;
+	enum log_format format;
+	enum log_level level;
+
+	switch (k->type) {
+	case CONFIG_NAME:
+		if (!config_name_valid(val, strlen(val))) {
+			snprintf(reason, rlen, "expected a name of 1..%d "
+			    "visible characters without = or \"",
+			    CONFIG_NAME_MAX);
+			return -1;
+		}
+		config_replace(config_str(c, k), val);
+		return 0;
+	case CONFIG_LISTEN_OPT:
+		if (*val == '\0') {
+			config_replace(config_str(c, k), "");
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case CONFIG_LISTEN:
+		if (config_check_listen(val, reason, rlen) < 0)
+			return -1;
+		config_replace(config_str(c, k), val);
+		return 0;
+	case CONFIG_PEER:
+		return config_add_peer(c, val, reason, rlen);
+	case CONFIG_U32:
+		if (parse_u64(val, k->lo, k->hi, &n) < 0) {
+			snprintf(reason, rlen, "expected an integer %u..%u",
+			    k->lo, k->hi);
+			return -1;
+		}
+		*config_u32(c, k) = (uint32_t)n;
+		return 0;
+	case CONFIG_POOL_MODE:
+		if (strcmp(val, "threads") == 0)
+			mode = POOL_MODE_THREADS;
+		else if (strcmp(val, "inline") == 0)
+			mode = POOL_MODE_INLINE;
+		else {
+			snprintf(reason, rlen, "expected threads or inline");
+			return -1;
+		}
+		c->pool_mode = mode;
+		return 0;
+	case CONFIG_TOKEN:
+		len = strlen(val);
+		for (i = 0; i < len; i++)
+			if (val[i] <= ' ' || val[i] > '~')
+				break;
+		if (i < len || len > CONFIG_TOKEN_MAX) {
+			snprintf(reason, rlen, "expected 1..%d visible "
+			    "characters without spaces, or nothing",
+			    CONFIG_TOKEN_MAX);
+			return -1;
+		}
+		config_replace(config_str(c, k), len > 0 ? val : NULL);
+		return 0;
+	case CONFIG_LOG_FORMAT:
+		if (log_format_parse(val, &format) < 0) {
+			snprintf(reason, rlen, "expected logfmt or json");
+			return -1;
+		}
+		c->log_format = format;
+		return 0;
+	case CONFIG_LOG_LEVEL:
+		if (log_level_parse(val, &level) < 0) {
+			snprintf(reason, rlen,
+			    "expected debug, info, warn or error");
+			return -1;
+		}
+		c->log_level = level;
+		return 0;
+	}
+	return -1;
+}
+
+/* Apply one key=value from file:line (or --set:ordinal). */
+static int
+config_set_value(struct config *c, const char *key, const char *val,
+    const char *file, unsigned line, struct config_error *err)
+{
+	const struct config_key *k;
+	char reason[sizeof(err->reason)];
+
+	if ((k = config_key_find(key)) == NULL) {
+		config_err(err, file, line, key, "unknown key");
+		return -1;
+	}
+	if (config_apply(c, k, val, reason, sizeof(reason)) < 0) {
+		config_err(err, file, line, key, "%s", reason);
+		return -1;
+	}
+	if (strcmp(key, "peer_timeout_ms") == 0) {
+		c->peer_timeout_set = 1;
+		snprintf(c->peer_timeout_file, sizeof(c->peer_timeout_file),
+		    "%s", file);
+		c->peer_timeout_line = line;
+	}
+	return 0;
+}
+
+static char *
+config_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * The inih reader: one physical line per call, returned to inih as blank
+ * (comments, errors) or as "key=value". Returns NULL at the end of the file
+ * or after the first error, which ends the parse.
+ */
+static char *
+config_reader(char *buf, int num, void *arg)
+{
+	struct config_parse *st = arg;
+	const char *file = st->file;
+	ssize_t n;
+	size_t i, klen, vlen;
+	char *s, *eq, *key, *val;
+
+	st->longval = NULL;
+	if (st->failed)
+		return NULL;
+	if ((n = getline(&st->raw, &st->rawcap, st->fp)) < 0) {
+		st->read_errno = ferror(st->fp) ? errno : 0;
+		return NULL;
+	}
+	st->line++;
+	st->failed = 1;		/* until the line proves good */
+	s = st->raw;
+	if ((size_t)n > CONFIG_LINE_MAX) {
+		config_err(st->err, file, st->line, "",
+		    "line longer than %d bytes", CONFIG_LINE_MAX);
+		return NULL;
+	}
+	if (strlen(s) != (size_t)n) {
+		config_err(st->err, file, st->line, "", "NUL byte in line");
+		return NULL;
+	}
+	if (st->line == 1 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;		/* a UTF-8 byte order mark */
+	s = config_trim(s);
+	if (*s == '[') {
+		config_err(st->err, file, st->line, "",
+		    "sections are not supported");
+		return NULL;
+	}
+	if (*s == '\0' || *s == '#' || *s == ';') {
+		st->failed = 0;
+		snprintf(buf, (size_t)num, "\n");
+		return buf;
+	}
+	if ((eq = strchr(s, '=')) == NULL || eq == s) {
+		config_err(st->err, file, st->line, "",
+		    "expected key = value");
+		return NULL;
+	}
+	*eq = '\0';
+	key = config_trim(s);
+	for (i = 0; key[i] != '\0'; i++) {
+		if (!islower((unsigned char)key[i]) && key[i] != '_') {
+			config_err(st->err, file, st->line, key,
+			    "unknown key");
+			return NULL;
+		}
+	}
+	/*
+	 * A # or ; after whitespace inside the value starts a comment (no
+	 * valid value has spaces); one that begins the value is the value.
+	 */
+	val = config_trim(eq + 1);
+	for (i = 1; val[0] != '\0' && val[i] != '\0'; i++) {
+		if ((val[i] == '#' || val[i] == ';') &&
+		    isspace((unsigned char)val[i - 1])) {
+			val[i] = '\0';
+			break;
+		}
+	}
+	val = config_trim(val);
+	klen = strlen(key);
+	vlen = strlen(val);
+	if (klen + 3 > (size_t)num) {
+		config_err(st->err, file, st->line, key, "unknown key");
+		return NULL;
+	}
+	st->failed = 0;
+	if (klen + vlen + 3 > (size_t)num) {
+		st->longval = val;
+		vlen = 0;
+	}
+	snprintf(buf, (size_t)num, "%s=%.*s\n", key, (int)vlen, val);
+	return buf;
+}
+
+/* The inih handler: one key=value line, already split. */
+static int
+config_handler(void *arg, const char *section, const char *name,
+    const char *value)
+{
+	struct config_parse *st = arg;
+	const struct config_key *k;
+
+	if (st->failed)
+		return 1;
+	if (*section != '\0') {	/* the reader lets none through */
+		config_err(st->err, st->file, st->line, "",
+		    "sections are not supported");
+		st->failed = 1;
+		return 1;
+	}
+	if (st->longval != NULL)
+		value = st->longval;
+	if ((k = config_key_find(name)) != NULL && k->type != CONFIG_PEER) {
+		unsigned *seen = &st->c->seen_line[k - config_keys];
+
+		if (*seen != 0) {
+			config_err(st->err, st->file, st->line, name,
+			    "duplicate key, first set at line %u", *seen);
+			st->failed = 1;
+			return 1;
+		}
+		*seen = st->line;
+	}
+	if (config_set_value(st->c, name, value, st->file, st->line,
+	    st->err) < 0)
+		st->failed = 1;
+	return 1;
+}
+
+struct config *
+config_new(void)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	char host[256];
+	long ncpu;
+
+	memset(host, 0, sizeof(host));
+	if (gethostname(host, sizeof(host) - 1) < 0 ||
+	    !config_name_valid(host, strlen(host)))
+		snprintf(host, sizeof(host), "localhost");
+	c->node_name = xstrdup(host);
+	c->work_listen = xstrdup("127.0.0.1:7070");
+	c->peer_listen = xstrdup("127.0.0.1:7071");
+	c->http_listen = xstrdup("127.0.0.1:7072");
+	c->heartbeat_interval_ms = 1000;
+	c->peer_timeout_ms = 3000;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->threads = ncpu < 1 ? 1 : ncpu > CONFIG_THREADS_MAX ?
+	    CONFIG_THREADS_MAX : (uint32_t)ncpu;
+	c->worker_nice = 10;
+	c->pool_mode = POOL_MODE_THREADS;
+	c->queue_max = 4096;
+	c->job_max_ms = 600000;
+	c->max_line = 4096;
+	c->max_connections = 1024;
+	c->max_jobs_per_conn = 1024;
+	c->auth_token = NULL;
+	c->log_format = LOG_FORMAT_LOGFMT;
+	c->log_level = LOG_INFO;
+	c->heartbeat_log_ms = 1000;
+	c->shutdown_grace_ms = 10000;
+	return c;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	free(c->node_name);
+	free(c->work_listen);
+	free(c->peer_listen);
+	free(c->http_listen);
+	for (i = 0; i < c->npeers; i++) {
+		free(c->peers[i].name);
+		free(c->peers[i].addr);
+	}
+	free(c->peers);
+	free(c->auth_token);
+	free(c);
+}
+
+int
+config_load_file(struct config *c, const char *path, int must_exist,
+    struct config_error *err)
+{
+	struct config_parse st;
+	struct config_error dummy;
+	int rc;
+
+	if (err == NULL)
+		err = &dummy;
+	memset(&st, 0, sizeof(st));
+	st.c = c;
+	st.file = path;
+	st.err = err;
+	if ((st.fp = fopen(path, "r")) == NULL) {
+		if (!must_exist && errno == ENOENT)
+			return 0;
+		config_err(err, path, 0, "", "cannot open: %s",
+		    strerror(errno));
+		return -1;
+	}
+	memset(c->seen_line, 0, sizeof(c->seen_line));
+	rc = ini_parse_stream(config_reader, &st, config_handler, &st);
+	if (!st.failed && st.read_errno != 0) {
+		config_err(err, path, 0, "", "cannot read: %s",
+		    strerror(st.read_errno));
+		st.failed = 1;
+	} else if (!st.failed && rc != 0) {
+		/* the reader lets through nothing inih rejects; be safe */
+		config_err(err, path, rc > 0 ? (unsigned)rc : 0, "",
+		    "cannot parse");
+		st.failed = 1;
+	}
+	free(st.raw);
+	fclose(st.fp);
+	return st.failed ? -1 : 0;
+}
+
+int
+config_set(struct config *c, const char *keyval, unsigned ordinal,
+    struct config_error *err)
+{
+	struct config_error dummy;
+	char *copy, *eq;
+	int rc;
+
+	if (err == NULL)
+		err = &dummy;
+	if ((eq = strchr(keyval, '=')) == NULL) {
+		config_err(err, "--set", ordinal, keyval,
+		    "expected key=value");
+		return -1;
+	}
+	copy = xstrdup(keyval);
+	copy[eq - keyval] = '\0';
+	rc = config_set_value(c, config_trim(copy),
+	    config_trim(copy + (eq - keyval) + 1), "--set", ordinal, err);
+	free(copy);
+	return rc;
+}
+
+int
+config_finish(struct config *c, struct config_error *err)
+{
+	struct config_error dummy;
+
+	if (err == NULL)
+		err = &dummy;
+	if (!c->peer_timeout_set) {
+		c->peer_timeout_ms = 3 * c->heartbeat_interval_ms;
+		return 0;
+	}
+	if (c->peer_timeout_ms < c->heartbeat_interval_ms) {
+		config_err(err, c->peer_timeout_file, c->peer_timeout_line,
+		    "peer_timeout_ms", "must be at least heartbeat_interval_ms "
+		    "(%u)", c->heartbeat_interval_ms);
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+config_default_path(void)
+{
+	return SYSCONFDIR "/heartbeatd/heartbeatd.conf";
+}
+
+struct config *
+config_read(const char *path, char *const *sets, size_t nsets,
+    struct config_error *err)
+{
+	struct config *c = config_new();
+	struct config_error dummy;
+	size_t i;
+
+	if (err == NULL)
+		err = &dummy;
+	memset(err, 0, sizeof(*err));
+	if (config_load_file(c, path != NULL ? path : config_default_path(),
+	    path != NULL, err) < 0)
+		goto fail;
+	for (i = 0; i < nsets; i++)
+		if (config_set(c, sets[i], (unsigned)(i + 1), err) < 0)
+			goto fail;
+	if (config_finish(c, err) < 0)
+		goto fail;
+	return c;
+fail:
+	config_free(c);
+	return NULL;
+}
+
+void
+config_error_format(const struct config_error *err, char *buf, size_t n)
+{
+	char line[16] = "";
+
+	if (err->line > 0)
+		snprintf(line, sizeof(line), ":%u", err->line);
+	snprintf(buf, n, "%s%s: %s%s%s", err->file, line, err->key,
+	    err->key[0] != '\0' ? ": " : "", err->reason);
+}
+
+void
+config_error_log(const struct config_error *err, const char *msg)
+{
+	struct log_line *l;
+	char text[sizeof(err->file) + sizeof(err->key) + sizeof(err->reason) + 32];
+
+	config_error_format(err, text, sizeof(text));
+	l = log_begin(LOG_ERROR, msg);
+	log_str(l, "file", err->file);
+	log_uint(l, "line", err->line);
+	log_str(l, "key", err->key);
+	log_str(l, "reason", err->reason);
+	log_str(l, "error", text);
+	log_end(l);
+}
+
+/* The value of a non-peer key as the file would spell it. */
+static void
+config_value(const struct config *c, const struct config_key *k, char *buf,
+    size_t n)
+{
+	const char *s;
+
+	switch (k->type) {
+	case CONFIG_NAME:
+	case CONFIG_LISTEN:
+	case CONFIG_LISTEN_OPT:
+	case CONFIG_TOKEN:
+		s = config_cstr(c, k);
+		snprintf(buf, n, "%s", s != NULL ? s : "");
+		return;
+	case CONFIG_U32:
+		snprintf(buf, n, "%u", config_cu32(c, k));
+		return;
+	case CONFIG_POOL_MODE:
+		snprintf(buf, n, "%s", c->pool_mode == POOL_MODE_INLINE ?
+		    "inline" : "threads");
+		return;
+	case CONFIG_LOG_FORMAT:
+		snprintf(buf, n, "%s", log_format_name(c->log_format));
+		return;
+	case CONFIG_LOG_LEVEL:
+		snprintf(buf, n, "%s", log_level_name(c->log_level));
+		return;
+	case CONFIG_PEER:
+		break;
+	}
+	buf[0] = '\0';
+}
+
+void
+config_print(const struct config *c, FILE *out)
+{
+	char val[CONFIG_VALUE_MAX];
+	size_t i, j;
+
+	fprintf(out, "# heartbeatd effective configuration\n");
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		if (config_keys[i].type == CONFIG_PEER) {
+			if (c->npeers == 0)
+				fprintf(out, "# no peer\n");
+			for (j = 0; j < c->npeers; j++)
+				fprintf(out, "peer = %s@%s\n",
+				    c->peers[j].name, c->peers[j].addr);
+			continue;
+		}
+		config_value(c, &config_keys[i], val, sizeof(val));
+		fprintf(out, "%s =%s%s\n", config_keys[i].name,
+		    val[0] != '\0' ? " " : "", val);
+	}
+}
+
+/* Same peers (name and address), in any order. */
+static int
+config_peers_equal(const struct config *a, const struct config *b)
+{
+	size_t i, j;
+
+	if (a->npeers != b->npeers)
+		return 0;
+	for (i = 0; i < a->npeers; i++) {
+		for (j = 0; j < b->npeers; j++)
+			if (strcmp(a->peers[i].name, b->peers[j].name) == 0 &&
+			    strcmp(a->peers[i].addr, b->peers[j].addr) == 0)
+				break;
+		if (j == b->npeers)
+			return 0;
+	}
+	return 1;
+}
+
+/* Append ",name" (or "name") to a list if it fits whole. */
+static void
+config_list_add(char *buf, size_t n, const char *name)
+{
+	size_t len;
+
+	if (n == 0)
+		return;
+	len = strlen(buf);
+	if (len + (len > 0) + strlen(name) + 1 > n)
+		return;
+	snprintf(buf + len, n - len, "%s%s", len > 0 ? "," : "", name);
+}
+
+void
+config_diff(const struct config *old, const struct config *new,
+    char *applied, size_t applied_len, char *restart, size_t restart_len)
+{
+	char a[CONFIG_VALUE_MAX], b[CONFIG_VALUE_MAX];
+	size_t i;
+	int same;
+
+	if (applied_len > 0)
+		applied[0] = '\0';
+	if (restart_len > 0)
+		restart[0] = '\0';
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (k->type == CONFIG_PEER)
+			same = config_peers_equal(old, new);
+		else {
+			config_value(old, k, a, sizeof(a));
+			config_value(new, k, b, sizeof(b));
+			same = strcmp(a, b) == 0;
+		}
+		if (same)
+			continue;
+		if (k->restart)
+			config_list_add(restart, restart_len, k->name);
+		else
+			config_list_add(applied, applied_len, k->name);
+	}
+}

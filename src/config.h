@@ -47,6 +47,8 @@ struct config {
 
 	/* private to config.c */
 	int peer_timeout_set;
+	char peer_timeout_file[256];	/* where it was set, for config_finish */
+	unsigned peer_timeout_line;
 	unsigned seen_line[32];	/* line where each key was set, by key index */
 };
 
@@ -79,7 +81,10 @@ int config_finish(struct config *c, struct config_error *err);
 /* The default config file path. */
 const char *config_default_path(void);
 
-/* "file:line: key: reason" into buf. */
+/*
+ * "file:line: key: reason" into buf; ":line" is left out when line is 0 (the
+ * file itself could not be read) and "key: " when no key is concerned.
+ */
 void config_error_format(const struct config_error *err, char *buf, size_t n);
 /* Log it: level=error msg=<msg> file= line= key= reason= */
 void config_error_log(const struct config_error *err, const char *msg);

@@ -10,7 +10,9 @@
  *	log_end(l);
  *
  * log_begin returns NULL when the level is filtered out; every log_* call
- * accepts NULL and does nothing, so callers never test it.
+ * accepts NULL and does nothing, so callers never test it. A thread builds
+ * one line at a time: log_begin before the previous line's log_end drops
+ * that line. Keys are trusted identifiers and written as they are.
  */
 #ifndef HB_LOG_H
 #define HB_LOG_H
