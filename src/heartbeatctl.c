@@ -334,7 +334,7 @@ fields_split(struct ctl_fields *f, char *s)
 	f->n = proto_split_kv(s, f->key, f->val, CTL_FIELDS_MAX);
 }
 
-static const char *
+static char *
 fields_get(const struct ctl_fields *f, const char *key)
 {
 	size_t i;
@@ -1129,6 +1129,15 @@ wait_draw(struct wait_job *j)
 	progress_shown = 1;
 }
 
+/* Replace control bytes (unescaped from a quoted value) for a terminal. */
+static void
+text_sanitize(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			*s = '?';
+}
+
 /* Print the outcome line (DONE or FAIL, verb already split off). */
 static int
 wait_outcome(const char *verb, const char *id, char *rest)
@@ -1136,7 +1145,8 @@ wait_outcome(const char *verb, const char *id, char *rest)
 	struct ctl_fields f;
 	struct json_obj o;
 	char q[32], r[32];
-	const char *v, *d;
+	const char *v;
+	char *d;
 	int done = strcasecmp(verb, "DONE") == 0;
 
 	fields_split(&f, rest);
@@ -1157,6 +1167,8 @@ wait_outcome(const char *verb, const char *id, char *rest)
 	} else {
 		v = fields_get(&f, "reason");
 		d = fields_get(&f, "detail");
+		if (d != NULL)
+			text_sanitize(d);
 		printf("job %s failed: %s%s%s\n", id, v != NULL ? v : "error",
 		    d != NULL ? ": " : "", d != NULL ? d : "");
 	}
