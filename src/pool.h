@@ -22,7 +22,7 @@ struct pool;
 typedef void (*pool_done_fn)(struct job *j, void *arg);
 
 struct pool_stats {
-	unsigned threads;
+	unsigned threads;	/* workers; 0 in POOL_MODE_INLINE */
 	unsigned busy;		/* jobs running */
 	unsigned queued;	/* jobs waiting */
 	uint64_t wakeups;	/* doorbell bytes written */
@@ -42,13 +42,14 @@ struct pool *pool_new(struct event_base *base, enum pool_mode mode,
 /*
  * Cancel everything still queued or running with JOB_SHUTDOWN, stop and
  * join the workers, and free jobs not yet handed back (their outcomes are
- * not delivered). Loop thread.
+ * not delivered). Loop thread, not from done_fn.
  */
 void pool_free(struct pool *p);
 
 /*
  * Take j (its args, id, conn_id and timeout_ms set). Accepted while fewer
- * than threads + queue_max jobs are queued or running. Returns 0 (the pool
+ * than threads + queue_max jobs are queued or running (inline mode counts
+ * as one thread). Sets t_submit when it is 0. Returns 0 (the pool
  * owns j until done_fn) or -1 when full (the caller keeps j).
  */
 int pool_submit(struct pool *p, struct job *j);
@@ -56,8 +57,9 @@ int pool_submit(struct pool *p, struct job *j);
 /*
  * Cancel j with reason (JOB_CANCELLED or JOB_SHUTDOWN): a queued job is
  * taken off the queue under the lock and comes back through done_fn with
- * that outcome; a running job has its flag set and ends at its next check.
- * Returns 0, or -1 when j has already finished.
+ * that outcome (and t_start = t_end: it never ran); a running job has its
+ * flag set and ends at its next check. Returns 0, or -1 when j has already
+ * finished.
  */
 int pool_cancel(struct pool *p, struct job *j, int reason);
 
