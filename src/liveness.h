@@ -14,6 +14,8 @@ enum peer_state { PEER_CONNECTING, PEER_UP, PEER_SUSPECT, PEER_DOWN };
 /* A state change to report (peer-up, peer-suspect, peer-down). */
 enum liveness_event { LV_NONE, LV_UP, LV_SUSPECT, LV_DOWN };
 
+#define LIVENESS_RING 8		/* send times remembered for unacked HBs */
+
 struct liveness {
 	enum peer_state state;
 	uint64_t interval_ns;
@@ -26,6 +28,13 @@ struct liveness {
 	uint64_t rtt_ns;	/* last */
 	uint64_t srtt_ns;	/* smoothed, 1/8 gain as TCP */
 	const char *reason;	/* why it went down: "timeout", "connection-lost", ... */
+
+	/* private to liveness.c */
+	int acked;		/* an ACK arrived: last_ack_ns is valid */
+	int has_rtt;		/* rtt_ns and srtt_ns hold a sample */
+	int outstanding;	/* unacked_seq..last_seq wait for ACKs */
+	uint64_t sent_seq[LIVENESS_RING];	/* recent HBs: seq and send time */
+	uint64_t sent_ns[LIVENESS_RING];
 };
 
 const char *liveness_state_name(enum peer_state s);

@@ -77,7 +77,8 @@ int proto_fmt_ack(char *buf, size_t n, uint64_t seq, uint64_t t);
 
 /*
  * Split a reply's "key=value" fields in place (values may be "quoted" with
- * \" and \\ escapes, which are undone). Tokens without '=' get an empty
+ * \" and \\ escapes, which are undone, as are the \n \r \t and \xHH that
+ * proto_fmt_fail writes for control bytes). Tokens without '=' get an empty
  * value with key = the token. Returns the count stored (at most max).
  */
 size_t proto_split_kv(char *s, char **keys, char **vals, size_t max);
