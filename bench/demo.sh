@@ -9,6 +9,9 @@
 # --duration is the length of each of the two phases (default 15). Ctrl-C
 # stops everything; no process is left behind.
 set -u
+# job control: every background job gets its own process group, so stopping
+# a job also stops what it started (heartbeatctl, tail, awk)
+set -m
 
 build=$(cd "$(dirname "$0")/.." && pwd)/build
 duration=15
@@ -34,11 +37,20 @@ loaders=()
 if [ -t 1 ]; then bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; off=$'\e[0m'
 else bold= red= green= dim= off=; fi
 
+# Stop the background jobs in loaders[], whole process groups.
+stop_jobs() {
+	local p
+	[ ${#loaders[@]} -eq 0 ] && return
+	for p in "${loaders[@]}"; do kill -- -"$p" 2>/dev/null; done
+	wait "${loaders[@]}" 2>/dev/null	# (a bare wait would wait for the daemons too)
+	loaders=()
+}
+
 cleanup() {
 	trap - INT TERM EXIT
-	for p in "${loaders[@]}"; do kill "$p" 2>/dev/null; done
+	stop_jobs
 	for n in $nodes; do [ -n "${pid[$n]:-}" ] && kill "${pid[$n]}" 2>/dev/null; done
-	wait 2>/dev/null
+	wait 2>/dev/null	# the daemons drain and exit
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -124,9 +136,7 @@ phase() {
 	done
 	load
 	sleep "$duration"
-	for p in "${loaders[@]}"; do kill "$p" 2>/dev/null; done
-	wait "${loaders[@]}" 2>/dev/null
-	loaders=()
+	stop_jobs
 	for n in $nodes; do tail -n +"${from[$n]}" "${logf[$n]}" >"$tmp/$n.$mode"; done
 }
 
@@ -147,10 +157,10 @@ phase threads
 mark_b=$(wc -l <"${logf[b]}"); mark_c=$(wc -l <"${logf[c]}")
 kill "${pid[a]}"; wait "${pid[a]}" 2>/dev/null
 start a inline "${peer[a]##*:}"
-tail -n +$((mark_b + 1)) -f "${logf[b]}" >"$tmp/b.after" & w1=$!
-tail -n +$((mark_c + 1)) -f "${logf[c]}" >"$tmp/c.after" & w2=$!
+tail -n +$((mark_b + 1)) -f "${logf[b]}" >"$tmp/b.after" & loaders+=($!)
+tail -n +$((mark_c + 1)) -f "${logf[c]}" >"$tmp/c.after" & loaders+=($!)
 wait_for "$tmp/b.after" "msg=peer-up peer=a " 15 && wait_for "$tmp/c.after" "msg=peer-up peer=a " 15 || exit 1
-kill $w1 $w2 2>/dev/null
+stop_jobs
 phase inline
 
 # Summary: per phase and node, jobs done, worst lateness, peer-down events.
