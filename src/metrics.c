@@ -283,12 +283,9 @@ metrics_peer_rtt(const struct peer_info *pi, void *arg)
 	struct evbuffer *out = arg;
 	char name[METRICS_LABEL_MAX], secs[32];
 
-	/* every configured peer has a sample; NaN until its first ACK */
+	/* every configured peer has a sample; 0 until its first ACK, as PEERS */
 	metrics_escape(name, sizeof(name), pi->name);
-	if (pi->rtt_ns == 0)
-		snprintf(secs, sizeof(secs), "NaN");
-	else
-		metrics_seconds(secs, sizeof(secs), pi->rtt_ns);
+	metrics_seconds(secs, sizeof(secs), pi->rtt_ns);
 	evbuffer_add_printf(out, "heartbeatd_peer_rtt_seconds{peer=\"%s\"} %s\n",
 	    name, secs);
 }
@@ -371,7 +368,7 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 	if (d != NULL && d->peers != NULL)
 		peers_foreach(d->peers, metrics_peer_up, out);
 	metrics_family(out, "peer_rtt_seconds", "gauge",
-	    "Round-trip time of the last acknowledged heartbeat (NaN before the first).");
+	    "Round-trip time of the last acknowledged heartbeat (0 before the first).");
 	if (d != NULL && d->peers != NULL)
 		peers_foreach(d->peers, metrics_peer_rtt, out);
 
