@@ -1,4 +1,1122 @@
+/*
+ * check_daemon.c - heartbeatd from the outside as an operator sees it: the
+ * command line and exit codes (interface.md section 1), config errors,
+ * the log lines of section 3 in logfmt and JSON, shutdown and reload by
+ * signal (section 7) and the HTTP endpoints of section 6.
+ *
+ * Every daemon listens on port 0; tests learn the ports from its log and
+ * wait for log lines, replies and exits with deadlines.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* timegm */
+#endif
+
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "check_common.h"
-Suite *daemon_suite(void);
-Suite *daemon_suite(void) { return suite_create("daemon"); }
+#include "harness.h"
+
+Suite	*daemon_suite(void);
+
+#define FAST_TICK	"heartbeat_interval_ms=50"
+
+/* The keys of section 2 that -t must print (peer and auth_token may be
+ * absent or masked). */
+static const char *const config_keys[] = {
+	"node_name", "work_listen", "peer_listen", "http_listen",
+	"heartbeat_interval_ms", "peer_timeout_ms", "threads", "worker_nice",
+	"pool_mode", "queue_max", "job_max_ms", "max_line", "max_connections",
+	"max_jobs_per_conn", "log_format", "log_level", "heartbeat_log_ms",
+	"shutdown_grace_ms", NULL
+};
+
+/* Spawn the daemon with these arguments and expect it to exit with code. */
+static struct hb_proc *
+run_expecting(int code, char *const args[])
+{
+	char *argv[32];
+	size_t n = 0;
+	struct hb_proc *p;
+
+	argv[n++] = (char *)hb_daemon_path();
+	while (args[n - 1] != NULL && n < 31) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	p = hb_spawnv(argv[0], argv);
+	hb_expect_exit(p, code, HB_EXIT_MS);
+	return p;
+}
+
+/* Everything the process wrote, stdout then stderr, in one string. */
+static char *
+all_output(const struct hb_proc *p)
+{
+	char *s;
+
+	if (asprintf(&s, "%s\n%s", p->out, p->err) == -1)
+		abort();
+	return s;
+}
+
+/* Does the message name line n of a file: "line=n", "line n" or ":n"? */
+static int
+names_line(const char *text, const char *path, int n)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "line=%d", n);
+	if (strstr(text, buf) != NULL)
+		return 1;
+	snprintf(buf, sizeof(buf), "line %d", n);
+	if (strstr(text, buf) != NULL)
+		return 1;
+	snprintf(buf, sizeof(buf), "%s:%d", path, n);
+	return strstr(text, buf) != NULL;
+}
+
+START_TEST(test_version_option_prints_name_and_version_and_exits_zero)
+{
+	char *const a[] = { "-V", NULL };
+	char *const b[] = { "--version", NULL };
+	struct hb_proc *p;
+
+	p = run_expecting(0, a);
+	ck_assert_msg(strncmp(p->out, "heartbeatd ", 11) == 0 &&
+	    isdigit((unsigned char)p->out[11]),
+	    "-V printed \"%s\", expected \"heartbeatd VERSION\"", p->out);
+	hb_free(p);
+	p = run_expecting(0, b);
+	ck_assert_msg(strncmp(p->out, "heartbeatd ", 11) == 0,
+	    "--version printed \"%s\"", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_help_option_prints_usage_and_exits_zero)
+{
+	char *const a[] = { "-h", NULL };
+	char *const b[] = { "--help", NULL };
+	struct hb_proc *p;
+
+	p = run_expecting(0, a);
+	ck_assert_msg(strcasestr(p->out, "usage") != NULL &&
+	    strstr(p->out, "-c") != NULL && strstr(p->out, "-s") != NULL,
+	    "-h printed no usage on stdout: \"%s\"", p->out);
+	hb_free(p);
+	p = run_expecting(0, b);
+	ck_assert_msg(strcasestr(p->out, "usage") != NULL,
+	    "--help printed no usage on stdout: \"%s\"", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_unknown_option_exits_one_with_a_message)
+{
+	char *const a[] = { "-Q", NULL };
+	char *const b[] = { "--no-such-option", NULL };
+	struct hb_proc *p;
+
+	p = run_expecting(1, a);
+	ck_assert_msg(p->errlen > 0, "no message on stderr for -Q");
+	hb_free(p);
+	p = run_expecting(1, b);
+	ck_assert_msg(p->errlen > 0, "no message for --no-such-option");
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_of_shipped_file_prints_effective_config)
+{
+	char path[1024];
+	const char *src = getenv("HB_SRCDIR");
+	struct hb_proc *p;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/conf/heartbeatd.conf",
+	    src != NULL ? src : ".");
+	p = hb_spawn_daemon("-t", "-c", path, NULL);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	for (i = 0; config_keys[i] != NULL; i++)
+		ck_assert_msg(strstr(p->out, config_keys[i]) != NULL,
+		    "-t output lacks key %s:\n%s", config_keys[i], p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_shows_set_overrides_in_effective_config)
+{
+	char *path = hb_tmpfile("queue_max = 5\n");
+	char *const a[] = { "-t", "-c", path, "-s", "queue_max=777",
+	    "-s", "node_name=qa-node", NULL };
+	char *line;
+	struct hb_proc *p;
+
+	p = run_expecting(0, a);
+	line = strstr(p->out, "queue_max");
+	ck_assert_msg(line != NULL, "-t output lacks queue_max:\n%s", p->out);
+	ck_assert_msg(strncmp(line + strcspn(line, "0123456789"), "777", 3) ==
+	    0, "-s queue_max=777 not in effective config:\n%s", p->out);
+	ck_assert_msg(strstr(p->out, "qa-node") != NULL,
+	    "-s node_name=qa-node not in effective config:\n%s", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_with_bad_value_names_file_line_and_key)
+{
+	char *path = hb_tmpfile("# a comment\nthreads = 2\n"
+	    "queue_max = lots\nlog_level = info\n");
+	char *const a[] = { "-t", "-c", path, NULL };
+	struct hb_proc *p;
+	char *text;
+
+	p = run_expecting(1, a);
+	text = all_output(p);
+	ck_assert_msg(strstr(text, path) != NULL,
+	    "message does not name the file %s: %s", path, text);
+	ck_assert_msg(strstr(text, "queue_max") != NULL,
+	    "message does not name the key queue_max: %s", text);
+	ck_assert_msg(names_line(text, path, 3),
+	    "message does not name line 3: %s", text);
+	free(text);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_rejects_unknown_key_and_out_of_range_values)
+{
+	static const char *const bad[] = {
+		"no_such_key = 1\n",
+		"threads = 0\n",
+		"threads = 1025\n",
+		"worker_nice = 20\n",
+		"heartbeat_interval_ms = -5\n",
+		"work_listen = 127.0.0.1\n",
+		"log_format = xml\n",
+		"log_level = loud\n",
+		"pool_mode = forks\n",
+		"queue_max = 12abc\n",
+		NULL
+	};
+	struct hb_proc *p;
+	char *path, *text;
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		char key[64];
+
+		path = hb_tmpfile(bad[i]);
+		p = hb_spawn_daemon("-t", "-c", path, NULL);
+		if (hb_wait_exit(p, HB_EXIT_MS) == -1 ||
+		    !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 1)
+			ck_abort_msg("config \"%.*s\" was not rejected with exit "
+			    "1 (status 0x%x): %s%s", (int)strlen(bad[i]) - 1,
+			    bad[i], p->status, p->out, p->err);
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(bad[i], " "),
+		    bad[i]);
+		text = all_output(p);
+		ck_assert_msg(strstr(text, key) != NULL,
+		    "rejection of \"%s\" does not name the key: %s", key,
+		    text);
+		free(text);
+		hb_free(p);
+	}
+}
+END_TEST
+
+START_TEST(test_missing_explicit_config_file_exits_one_naming_it)
+{
+	char *const a[] = { "-c", "/nonexistent/heartbeatd-qa.conf", NULL };
+	struct hb_proc *p = run_expecting(1, a);
+	char *text = all_output(p);
+
+	ck_assert_msg(strstr(text, "/nonexistent/heartbeatd-qa.conf") != NULL,
+	    "message does not name the missing file: %s", text);
+	free(text);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_bad_set_value_exits_one_naming_the_key)
+{
+	static const char *const bad[] = {
+		"threads=0", "heartbeat_interval_ms=abc", "no_such_key=1",
+		"max_line=", "queue_max=-1", "work_listen=nowhere", NULL
+	};
+	struct hb_proc *p;
+	char *text, key[64];
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		/* Port 0 everywhere, in case the bad value is accepted. */
+		p = hb_spawn_daemon("-s", "work_listen=127.0.0.1:0",
+		    "-s", "peer_listen=127.0.0.1:0",
+		    "-s", "http_listen=127.0.0.1:0", "-s", bad[i], NULL);
+		if (hb_wait_line(p, 0, "msg=ready", HB_EXIT_MS) != NULL)
+			ck_abort_msg("-s %s was accepted: the daemon started",
+			    bad[i]);
+		if (hb_wait_exit(p, HB_EXIT_MS) == -1 ||
+		    !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 1)
+			ck_abort_msg("-s %s was not rejected with exit 1 "
+			    "(status 0x%x): %s", bad[i], p->status, p->err);
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(bad[i], "="),
+		    bad[i]);
+		text = all_output(p);
+		ck_assert_msg(strstr(text, key) != NULL,
+		    "rejection of -s %s does not name %s: %s", bad[i], key,
+		    text);
+		free(text);
+		hb_free(p);
+	}
+}
+END_TEST
+
+START_TEST(test_port_in_use_exits_two_with_a_clear_message)
+{
+	char addr[64], set[96];
+	char *port;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *p;
+
+	ck_assert_int_ge(lfd, 0);
+	snprintf(set, sizeof(set), "work_listen=%s", addr);
+	p = hb_spawn_daemon("-s", set, "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", NULL);
+	hb_expect_exit(p, 2, HB_EXIT_MS);
+	port = strrchr(addr, ':') + 1;
+	ck_assert_msg(strstr(p->err, port) != NULL,
+	    "message does not name the port %s: %s", port, p->err);
+	ck_assert_msg(strstr(p->err, "level=error") != NULL ||
+	    strstr(p->err, "\"level\":\"error\"") != NULL,
+	    "no level=error line: %s", p->err);
+	ck_assert_msg(hb_wait_line(p, 0, "msg=ready", 0) == NULL,
+	    "logged msg=ready although a port was in use");
+	hb_free(p);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_listening_lines_give_real_ports_before_ready)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c;
+	char *line, *body;
+	size_t ready;
+	const char *svc[] = { "work", "peer", "http" };
+	int i, st;
+
+	hb_expect_log(p, 0, "msg=ready", 0);
+	ready = (size_t)(strstr(p->err, "msg=ready") - p->err);
+	for (i = 0; i < 3; i++) {
+		char pat[64];
+
+		snprintf(pat, sizeof(pat), "msg=listening service=%s", svc[i]);
+		line = hb_expect_log(p, 0, pat, 0);
+		ck_assert_msg(strstr(p->err, line) < p->err + ready,
+		    "%s logged after msg=ready", pat);
+		ck_assert_int_eq(hb_count_lines(p, 0, pat), 1);
+	}
+	ck_assert_msg(strcmp(strrchr(p->work_addr, ':'), ":0") != 0,
+	    "work port 0 in log: %s", p->work_addr);
+	ck_assert_msg(strcmp(strrchr(p->peer_addr, ':'), ":0") != 0,
+	    "peer port 0 in log: %s", p->peer_addr);
+	ck_assert_msg(p->http_addr[0] != '\0' &&
+	    strcmp(strrchr(p->http_addr, ':'), ":0") != 0,
+	    "http port missing or 0: \"%s\"", p->http_addr);
+
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	c = hb_connect(p->peer_addr);
+	hb_close(c);
+	st = hb_http_get(p->http_addr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_int_eq(st, 200);
+	free(body);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_http_listen_empty_turns_http_off)
+{
+	struct hb_proc *p = hb_start("-s", "http_listen=", NULL);
+
+	ck_assert_msg(hb_count_lines(p, 0, "msg=listening service=http") == 0,
+	    "http listener started although http_listen is empty");
+	ck_assert_msg(p->http_addr[0] == '\0', "http addr %s", p->http_addr);
+	hb_free(p);
+}
+END_TEST
+
+/* Is ts "YYYY-MM-DDTHH:MM:SS.uuuuuuZ", within 5 minutes of now in UTC? */
+static int
+valid_ts(const char *ts, char *why, size_t whylen)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+	struct tm tm;
+	time_t t, now = time(NULL);
+	size_t i;
+
+	if (strlen(ts) != sizeof(shape) - 1) {
+		snprintf(why, whylen, "length %zu", strlen(ts));
+		return 0;
+	}
+	for (i = 0; shape[i] != '\0'; i++) {
+		if (shape[i] == 'd' ? !isdigit((unsigned char)ts[i]) :
+		    ts[i] != shape[i]) {
+			snprintf(why, whylen, "bad character at %zu", i);
+			return 0;
+		}
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+		snprintf(why, whylen, "unparsable");
+		return 0;
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	if (t < now - 300 || t > now + 300) {
+		snprintf(why, whylen, "%ld s away from the UTC time now",
+		    (long)(t - now));
+		return 0;
+	}
+	return 1;
+}
+
+/* Check ts, level and msg on every complete line of the log. */
+static void
+check_common_fields(const struct hb_proc *p)
+{
+	static const char *const levels[] = { "debug", "info", "warn",
+	    "error", NULL };
+	char ts[64], level[32], msg[128], why[64];
+	const char *s = p->err, *nl;
+	char *line;
+	int i, n = 0;
+
+	while ((nl = strchr(s, '\n')) != NULL) {
+		line = strndup(s, (size_t)(nl - s));
+		s = nl + 1;
+		n++;
+		ck_assert_msg(hb_field(line, "ts", ts, sizeof(ts)) == 0,
+		    "line without ts: %s", line);
+		ck_assert_msg(valid_ts(ts, why, sizeof(why)),
+		    "ts=%s is not RFC 3339 UTC with microseconds (%s): %s",
+		    ts, why, line);
+		ck_assert_msg(hb_field(line, "level", level, sizeof(level)) == 0,
+		    "line without level: %s", line);
+		for (i = 0; levels[i] != NULL; i++)
+			if (strcmp(level, levels[i]) == 0)
+				break;
+		ck_assert_msg(levels[i] != NULL, "unknown level %s: %s", level,
+		    line);
+		ck_assert_msg(hb_field(line, "msg", msg, sizeof(msg)) == 0 &&
+		    msg[0] != '\0', "line without msg: %s", line);
+		free(line);
+	}
+	ck_assert_msg(n >= 5, "only %d log lines", n);
+}
+
+START_TEST(test_every_log_line_has_utc_timestamp_level_and_msg)
+{
+	struct hb_proc *p;
+	size_t m;
+
+	/* A zone far from UTC: a timestamp in local time shows. */
+	setenv("TZ", "QAT-5:30", 1);
+	tzset();
+	p = hb_start("-s", FAST_TICK, "-s", "heartbeat_log_ms=50",
+	    "-s", "peer=ghost@127.0.0.1:1", NULL);
+	m = hb_mark(p);
+	hb_expect_log(p, m, "msg=heartbeat", 5000);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	check_common_fields(p);
+	hb_free(p);
+}
+END_TEST
+
+/*
+ * A strict JSON (RFC 8259) recognizer: returns the position after the
+ * value, or NULL.
+ */
+static const char *json_value(const char *s, int depth);
+
+static const char *
+json_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return s;
+}
+
+static const char *
+json_string(const char *s)
+{
+	int i;
+
+	if (*s++ != '"')
+		return NULL;
+	for (;;) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"')
+			return s + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			s++;
+			if (*s == 'u') {
+				for (i = 1; i <= 4; i++)
+					if (!isxdigit((unsigned char)s[i]))
+						return NULL;
+				s += 5;
+				continue;
+			}
+			if (*s == '\0' || strchr("\"\\/bfnrt", *s) == NULL)
+				return NULL;
+		}
+		s++;
+	}
+}
+
+static const char *
+json_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (isdigit((unsigned char)*s))
+			s++;
+	else
+		return NULL;
+	if (*s == '.') {
+		s++;
+		if (!isdigit((unsigned char)*s))
+			return NULL;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!isdigit((unsigned char)*s))
+			return NULL;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	return s;
+}
+
+static const char *
+json_container(const char *s, int depth, char close, int object)
+{
+	s = json_ws(s + 1);
+	if (*s == close)
+		return s + 1;
+	for (;;) {
+		if (object) {
+			if ((s = json_string(s)) == NULL)
+				return NULL;
+			s = json_ws(s);
+			if (*s++ != ':')
+				return NULL;
+		}
+		if ((s = json_value(s, depth + 1)) == NULL)
+			return NULL;
+		s = json_ws(s);
+		if (*s == close)
+			return s + 1;
+		if (*s++ != ',')
+			return NULL;
+		s = json_ws(s);
+	}
+}
+
+static const char *
+json_value(const char *s, int depth)
+{
+	if (depth > 32)
+		return NULL;
+	s = json_ws(s);
+	switch (*s) {
+	case '{':
+		return json_container(s, depth, '}', 1);
+	case '[':
+		return json_container(s, depth, ']', 0);
+	case '"':
+		return json_string(s);
+	case 't':
+		return strncmp(s, "true", 4) == 0 ? s + 4 : NULL;
+	case 'f':
+		return strncmp(s, "false", 5) == 0 ? s + 5 : NULL;
+	case 'n':
+		return strncmp(s, "null", 4) == 0 ? s + 4 : NULL;
+	default:
+		return json_number(s);
+	}
+}
+
+/* Is line exactly one JSON object? */
+static int
+json_object_line(const char *line)
+{
+	const char *end;
+
+	if (*json_ws(line) != '{')
+		return 0;
+	end = json_value(line, 0);
+	return end != NULL && *json_ws(end) == '\0';
+}
+
+START_TEST(test_json_validator_rejects_malformed_input)
+{
+	ck_assert(json_object_line("{\"a\":1,\"b\":[true,null,\"x\\n\"]}"));
+	ck_assert(json_object_line("{}"));
+	ck_assert(!json_object_line("{\"a\":1,}"));
+	ck_assert(!json_object_line("{\"a\":01}"));
+	ck_assert(!json_object_line("{\"a\":\"tab\there\"}"));
+	ck_assert(!json_object_line("{\"a\":\"\\x\"}"));
+	ck_assert(!json_object_line("{\"a\":1} x"));
+	ck_assert(!json_object_line("{a:1}"));
+	ck_assert(!json_object_line("[1]"));
+}
+END_TEST
+
+START_TEST(test_json_log_format_gives_one_valid_object_per_line)
+{
+	static const char *const hb_keys[] = { "node", "seq", "lag_us",
+	    "lag_max_us", "peers_up", "peers", "threads", "busy", "queued",
+	    "done", NULL };
+	struct hb_proc *p;
+	const char *s, *nl;
+	char *line, buf[64];
+	size_t m, i;
+
+	p = hb_start("-s", "log_format=json", "-s", FAST_TICK,
+	    "-s", "heartbeat_log_ms=50", "-s", "peer=ghost@127.0.0.1:1", NULL);
+	ck_assert_msg(p->work_addr[0] != '\0', "no work addr from JSON log");
+	m = hb_mark(p);
+	line = hb_expect_log(p, m, "msg=heartbeat", 5000);
+	for (i = 0; hb_keys[i] != NULL; i++)
+		ck_assert_msg(hb_field(line, hb_keys[i], buf, sizeof(buf)) ==
+		    0, "JSON heartbeat line lacks \"%s\": %s", hb_keys[i],
+		    line);
+	ck_assert_msg(hb_num(line, "seq") >= 0, "seq not a number: %s", line);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_expect_log(p, 0, "msg=stopped", 0);
+	for (s = p->err; (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+		line = strndup(s, (size_t)(nl - s));
+		ck_assert_msg(json_object_line(line),
+		    "not exactly one JSON object: %s", line);
+		free(line);
+	}
+	check_common_fields(p);
+	hb_free(p);
+}
+END_TEST
+
+/* SIGTERM or SIGINT on an idle daemon: stopping, stopped, exit 0. */
+static void
+stop_idle_by(int sig)
+{
+	struct hb_proc *p = hb_start(NULL);
+	char *line;
+	size_t m = hb_mark(p);
+
+	hb_signal(p, sig);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_expect_log(p, m, "msg=stopping", 0);
+	line = hb_expect_log(p, m, "msg=stopped", 0);
+	ck_assert_msg(hb_num(line, "jobs_cancelled") == 0,
+	    "expected jobs_cancelled=0: %s", line);
+	ck_assert_msg(strstr(p->err, "msg=stopping") <
+	    strstr(p->err, "msg=stopped "), "stopped logged before stopping");
+	hb_free(p);
+}
+
+START_TEST(test_sigterm_stops_an_idle_daemon_cleanly)
+{
+	stop_idle_by(SIGTERM);
+}
+END_TEST
+
+START_TEST(test_sigint_stops_an_idle_daemon_cleanly)
+{
+	stop_idle_by(SIGINT);
+}
+END_TEST
+
+/* Parse the microseconds since the epoch out of a line's ts. */
+static long long
+ts_us(const char *line)
+{
+	char ts[64];
+	struct tm tm;
+	int us;
+
+	if (hb_field(line, "ts", ts, sizeof(ts)) == -1)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	    &us) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000000 + us;
+}
+
+START_TEST(test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields)
+{
+	static const char *const numeric[] = { "seq", "lag_us", "lag_max_us",
+	    "peers_up", "peers", "threads", "busy", "queued", "done", NULL };
+	struct hb_proc *p;
+	char node[64], *line;
+	long long first = -1, last = -1, prev_seq = -1, seq;
+	size_t m;
+	int i, k;
+
+	p = hb_start("-s", FAST_TICK, "-s", "heartbeat_log_ms=100",
+	    "-s", "node_name=qa-hb", "-s", "threads=3",
+	    "-s", "peer=ghost@127.0.0.1:1", NULL);
+	m = hb_mark(p);
+	for (k = 0; k < 6; k++) {
+		line = hb_expect_log(p, m, "msg=heartbeat", 3000);
+		m = p->matched;
+		ck_assert_msg(hb_field(line, "node", node, sizeof(node)) == 0 &&
+		    strcmp(node, "qa-hb") == 0, "node is not qa-hb: %s", line);
+		for (i = 0; numeric[i] != NULL; i++)
+			ck_assert_msg(hb_num(line, numeric[i]) >= 0,
+			    "heartbeat line lacks numeric %s: %s", numeric[i],
+			    line);
+		ck_assert_msg(hb_num(line, "threads") == 3, "threads!=3: %s",
+		    line);
+		ck_assert_msg(hb_num(line, "peers") == 1, "peers!=1: %s", line);
+		ck_assert_msg(hb_num(line, "peers_up") == 0,
+		    "peers_up!=0 with an unreachable peer: %s", line);
+		ck_assert_msg(hb_num(line, "lag_max_us") >= hb_num(line,
+		    "lag_us"), "lag_max_us < lag_us: %s", line);
+		seq = hb_num(line, "seq");
+		ck_assert_msg(seq > prev_seq, "seq did not increase: %s", line);
+		prev_seq = seq;
+		if (k == 1)
+			first = ts_us(line);
+		last = ts_us(line);
+	}
+	/* Four intervals of 100 ms between the 2nd and 6th line. */
+	ck_assert_msg(last - first >= 4 * 70000 && last - first <= 4 * 400000,
+	    "4 heartbeat_log_ms=100 periods took %lld us", last - first);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_heartbeat_log_ms_zero_writes_no_heartbeat_lines)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK,
+	    "-s", "heartbeat_log_ms=0", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	uint64_t deadline = hb_now_ms() + 5000;
+
+	/* Wait until the tick has demonstrably run ten times. */
+	for (;;) {
+		line = hb_request(c, "STATS", "STATS ");
+		if (hb_num(line, "heartbeats") >= 10)
+			break;
+		ck_assert_msg(hb_now_ms() < deadline,
+		    "heartbeats did not reach 10 in 5 s: %s", line);
+		hb_pump(p, 50);
+	}
+	ck_assert_msg(hb_count_lines(p, 0, "msg=heartbeat") == 0,
+	    "heartbeat_log_ms=0 still logged msg=heartbeat");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+/* The value of the first sample of name whose labels contain all of
+ * labels (comma-separated k="v"); -1 if there is none. */
+static double
+metric(const char *text, const char *name, const char *labels)
+{
+	const char *s = text, *nl, *rest;
+	size_t nlen = strlen(name);
+	char want[256], *tok, *save;
+	int ok;
+
+	for (; *s != '\0'; s = nl + 1) {
+		nl = strchr(s, '\n');
+		if (nl == NULL)
+			nl = s + strlen(s);
+		if (strncmp(s, name, nlen) != 0 || (s[nlen] != ' ' &&
+		    s[nlen] != '{')) {
+			if (*nl == '\0')
+				break;
+			continue;
+		}
+		rest = s + nlen;
+		ok = 1;
+		if (labels != NULL && *labels != '\0') {
+			const char *close = memchr(rest, '}', (size_t)(nl -
+			    rest));
+			char *lab;
+
+			if (*rest != '{' || close == NULL)
+				ok = 0;
+			else {
+				lab = strndup(rest, (size_t)(close - rest + 1));
+				snprintf(want, sizeof(want), "%s", labels);
+				for (tok = strtok_r(want, ",", &save);
+				    tok != NULL && ok;
+				    tok = strtok_r(NULL, ",", &save))
+					if (strstr(lab, tok) == NULL)
+						ok = 0;
+				free(lab);
+			}
+		}
+		if (ok) {
+			const char *v = memchr(rest, ' ', (size_t)(nl - rest));
+
+			if (*rest == '{')
+				v = strchr(rest, '}') ? strchr(rest, '}') + 1 :
+				    NULL;
+			if (v != NULL)
+				return strtod(v, NULL);
+		}
+		if (*nl == '\0')
+			break;
+	}
+	return -1;
+}
+
+START_TEST(test_metrics_endpoint_exports_every_documented_metric)
+{
+	static const char *const names[] = {
+		"heartbeatd_heartbeats_total", "heartbeatd_pool_threads",
+		"heartbeatd_pool_busy", "heartbeatd_queue_depth",
+		"heartbeatd_connections", "heartbeatd_loop_lag_seconds_count",
+		"heartbeatd_loop_lag_seconds_sum",
+		"heartbeatd_job_run_seconds_count",
+		"heartbeatd_job_run_seconds_sum", NULL
+	};
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char *body, *line;
+	uint64_t id;
+	int st, i;
+
+	p = hb_start("-s", FAST_TICK, "-s", "threads=2",
+	    "-s", "max_jobs_per_conn=1", "-s", "peer=ghost@127.0.0.1:1",
+	    NULL);
+	c = hb_connect(p->work_addr);
+	line = hb_request(c, "SUBMIT sleep ms=200", "OK ");
+	id = (uint64_t)strtoull(line + 3, NULL, 10);
+	hb_request(c, "SUBMIT sleep ms=1", "ERR too-many-jobs");
+	line = hb_await(c, "DONE ", HB_REPLY_MS);
+	ck_assert_int_eq((long long)strtoull(line + 5, NULL, 10),
+	    (long long)id);
+
+	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 200, "GET /metrics gave %d", st);
+	for (i = 0; names[i] != NULL; i++)
+		ck_assert_msg(metric(body, names[i], NULL) >= 0,
+		    "no sample of %s in /metrics:\n%s", names[i], body);
+	ck_assert_msg(strstr(body, "# TYPE heartbeatd_loop_lag_seconds "
+	    "histogram") != NULL, "loop_lag_seconds is not a histogram");
+	ck_assert_msg(strstr(body, "# TYPE heartbeatd_job_run_seconds "
+	    "histogram") != NULL, "job_run_seconds is not a histogram");
+	ck_assert_msg(metric(body, "heartbeatd_loop_lag_seconds_bucket",
+	    "le=\"+Inf\"") > 0, "no loop_lag +Inf bucket with ticks");
+	ck_assert_msg(metric(body, "heartbeatd_job_run_seconds_bucket",
+	    "le=\"+Inf\"") >= 1, "job_run_seconds +Inf bucket below 1");
+	ck_assert_msg(metric(body, "heartbeatd_heartbeats_total", NULL) > 0,
+	    "heartbeats_total is 0");
+	ck_assert_msg(metric(body, "heartbeatd_pool_threads", NULL) == 2,
+	    "pool_threads is not 2");
+	ck_assert_msg(metric(body, "heartbeatd_connections", NULL) >= 1,
+	    "connections is below 1 with a client connected");
+	ck_assert_msg(metric(body, "heartbeatd_jobs_submitted_total",
+	    "kind=\"sleep\"") == 1, "jobs_submitted_total{kind=sleep} != 1");
+	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
+	    "kind=\"sleep\",outcome=\"done\"") == 1,
+	    "jobs_finished_total{kind=sleep,outcome=done} != 1");
+	ck_assert_msg(metric(body, "heartbeatd_jobs_rejected_total",
+	    "reason=\"too-many-jobs\"") == 1 ||
+	    metric(body, "heartbeatd_jobs_rejected_total",
+	    "reason=\"too_many_jobs\"") == 1,
+	    "jobs_rejected_total{reason=too-many-jobs} != 1");
+	ck_assert_msg(metric(body, "heartbeatd_peer_up", "peer=\"ghost\"") ==
+	    0, "peer_up{peer=ghost} is not 0");
+	ck_assert_msg(metric(body, "heartbeatd_peer_rtt_seconds",
+	    "peer=\"ghost\"") >= 0, "no peer_rtt_seconds{peer=ghost}");
+	free(body);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_healthz_is_200_ok_while_serving)
+{
+	struct hb_proc *p = hb_start(NULL);
+	char *body;
+	int st;
+
+	st = hb_http_get(p->http_addr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 200, "GET /healthz gave %d", st);
+	ck_assert_msg(strncmp(body, "ok", 2) == 0 && strspn(body + 2, "\r\n")
+	    == strlen(body + 2), "/healthz body is \"%s\", not ok", body);
+	free(body);
+	st = hb_http_get(p->http_addr, "/no-such-page", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 404, "GET /no-such-page gave %d", st);
+	free(body);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_healthz_is_503_draining_during_shutdown)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1",
+	    "-s", "shutdown_grace_ms=1500", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *body;
+	size_t m;
+	int st;
+
+	hb_request(c, "SUBMIT sleep ms=20000", "OK ");
+	m = hb_mark(p);
+	hb_signal(p, SIGTERM);
+	hb_expect_log(p, m, "msg=stopping", HB_REPLY_MS);
+	st = hb_http_get(p->http_addr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 503, "GET /healthz while draining gave %d", st);
+	ck_assert_msg(body != NULL && strncmp(body, "draining", 8) == 0,
+	    "/healthz body while draining is \"%s\"", body ? body : "");
+	free(body);
+	hb_await(c, "FAIL ", 5000);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+/* A config file that listens on port 0 everywhere, plus extra lines. */
+static char *
+config_with(const char *extra)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf), "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\n%s", extra);
+	return hb_tmpfile(buf);
+}
+
+static struct hb_proc *
+start_with_file(const char *path)
+{
+	struct hb_proc *p = hb_spawn_daemon("-c", path, NULL);
+
+	if (hb_wait_ready(p, HB_READY_MS) == -1) {
+		hb_dump(p, "not ready");
+		ck_abort_msg("daemon with -c %s not ready", path);
+	}
+	return p;
+}
+
+START_TEST(test_sighup_with_changed_config_logs_reloaded_and_applies_it)
+{
+	char *path = config_with("heartbeat_log_ms = 0\n");
+	struct hb_proc *p = start_with_file(path);
+	size_t m;
+	int i;
+
+	ck_assert_int_eq(hb_count_lines(p, 0, "msg=heartbeat"), 0);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nheartbeat_log_ms = 50\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	for (i = 0; i < 3; i++) {
+		hb_expect_log(p, m, "msg=heartbeat", 3000);
+		m = p->matched;
+	}
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sighup_raising_log_level_silences_info_lines)
+{
+	char *path = config_with("heartbeat_log_ms = 50\n");
+	struct hb_proc *p = start_with_file(path);
+	uint64_t deadline;
+	size_t m;
+
+	m = hb_mark(p);
+	hb_expect_log(p, m, "msg=heartbeat", 3000);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nheartbeat_log_ms = 50\n"
+	    "log_level = warn\n");
+	hb_signal(p, SIGHUP);
+	/* Within 3 s there must be a quiet 500 ms: ten missed heartbeats. */
+	deadline = hb_now_ms() + 3000;
+	for (;;) {
+		m = hb_mark(p);
+		if (hb_wait_line(p, m, "msg=heartbeat", 500) == NULL)
+			break;
+		if (hb_now_ms() > deadline) {
+			hb_dump(p, "log_level=warn");
+			ck_abort_msg("info heartbeat lines still logged 3 s "
+			    "after a reload to log_level=warn");
+		}
+	}
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sighup_with_broken_config_keeps_the_old_one)
+{
+	char *path = config_with("heartbeat_log_ms = 50\n");
+	struct hb_proc *p = start_with_file(path);
+	struct hb_conn *c;
+	char *line;
+	size_t m;
+
+	hb_write_file(path, "heartbeat_log_ms = 50\nthreads = 2\n"
+	    "heartbeat_interval_ms = soon\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	line = hb_expect_log(p, m, "msg=reload-failed", HB_REPLY_MS);
+	ck_assert_msg(hb_line_has(line, "level=error"),
+	    "reload-failed is not level=error: %s", line);
+	ck_assert_msg(strstr(line, path) != NULL,
+	    "reload-failed does not name the file: %s", line);
+	ck_assert_msg(names_line(line, path, 3),
+	    "reload-failed does not name line 3: %s", line);
+	ck_assert_msg(strstr(line, "heartbeat_interval_ms") != NULL,
+	    "reload-failed does not name the key: %s", line);
+	ck_assert_msg(hb_count_lines(p, m, "msg=reloaded") == 0,
+	    "logged msg=reloaded for a broken file");
+
+	/* Still running on the old config. */
+	m = hb_mark(p);
+	line = hb_expect_log(p, m, "msg=heartbeat", 3000);
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+
+	/* A repaired file reloads. */
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nheartbeat_log_ms = 50\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sighup_changing_a_listen_address_logs_restart_needed)
+{
+	char *path = config_with("");
+	struct hb_proc *p = start_with_file(path);
+	struct hb_conn *c;
+	char addr[64], buf[512];
+	int lfd = hb_listen(addr, sizeof(addr));
+	size_t m;
+
+	/* A port that is certainly different (and busy): must not rebind. */
+	snprintf(buf, sizeof(buf), "work_listen = %s\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\n", addr);
+	hb_write_file(path, buf);
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "work_listen restart", HB_REPLY_MS);
+	/* The old listener keeps serving. */
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	close(lfd);
+	hb_free(p);
+}
+END_TEST
+
+Suite *
+daemon_suite(void)
+{
+	Suite *s = suite_create("daemon");
+	TCase *tc;
+
+	tc = tcase_create("command line");
+	tcase_add_test(tc,
+	    test_version_option_prints_name_and_version_and_exits_zero);
+	tcase_add_test(tc, test_help_option_prints_usage_and_exits_zero);
+	tcase_add_test(tc, test_unknown_option_exits_one_with_a_message);
+	tcase_add_test(tc,
+	    test_check_config_of_shipped_file_prints_effective_config);
+	tcase_add_test(tc,
+	    test_check_config_shows_set_overrides_in_effective_config);
+	tcase_add_test(tc,
+	    test_check_config_with_bad_value_names_file_line_and_key);
+	tcase_add_test(tc,
+	    test_check_config_rejects_unknown_key_and_out_of_range_values);
+	tcase_add_test(tc, test_missing_explicit_config_file_exits_one_naming_it);
+	tcase_add_test(tc, test_bad_set_value_exits_one_naming_the_key);
+	tcase_add_test(tc, test_port_in_use_exits_two_with_a_clear_message);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("logging");
+	tcase_add_test(tc, test_listening_lines_give_real_ports_before_ready);
+	tcase_add_test(tc, test_http_listen_empty_turns_http_off);
+	tcase_add_test(tc, test_every_log_line_has_utc_timestamp_level_and_msg);
+	tcase_add_test(tc, test_json_validator_rejects_malformed_input);
+	tcase_add_test(tc, test_json_log_format_gives_one_valid_object_per_line);
+	tcase_add_test(tc,
+	    test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields);
+	tcase_add_test(tc, test_heartbeat_log_ms_zero_writes_no_heartbeat_lines);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("signals");
+	tcase_add_test(tc, test_sigterm_stops_an_idle_daemon_cleanly);
+	tcase_add_test(tc, test_sigint_stops_an_idle_daemon_cleanly);
+	tcase_add_test(tc,
+	    test_sighup_with_changed_config_logs_reloaded_and_applies_it);
+	tcase_add_test(tc, test_sighup_raising_log_level_silences_info_lines);
+	tcase_add_test(tc, test_sighup_with_broken_config_keeps_the_old_one);
+	tcase_add_test(tc,
+	    test_sighup_changing_a_listen_address_logs_restart_needed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("http");
+	tcase_add_test(tc, test_metrics_endpoint_exports_every_documented_metric);
+	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
+	tcase_add_test(tc, test_healthz_is_503_draining_during_shutdown);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
 CHECK_MAIN(daemon_suite)

@@ -1,4 +1,593 @@
+/*
+ * check_peers.c - the peer protocol of interface.md section 5 and the peer
+ * events of section 3: links between real daemons coming up, going
+ * suspect and down when a peer is stopped or killed, and coming back; a
+ * scripted fake peer that stops acknowledging; protocol errors on the peer
+ * port; and a node that was itself stalled, which must blame the stall,
+ * not its healthy peer.
+ *
+ * Peers run with a 100 ms interval and a 500 ms timeout: long enough for
+ * sanitizer builds on two cores, short enough to keep the suite quick.
+ * Durations are measured from the moment a signal is sent to the moment
+ * the line is seen, with deadlines, never by sleeping.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* memmem */
+#endif
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "check_common.h"
-Suite *peers_suite(void);
-Suite *peers_suite(void) { return suite_create("peers"); }
+#include "harness.h"
+
+Suite	*peers_suite(void);
+
+#define INTERVAL_MS	100
+#define TIMEOUT_MS	500
+#define SLACK_MS	700	/* scheduling on a loaded two-core machine */
+#define UP_MS		10000	/* a link comes up, backoff included */
+
+/* Start a node named name with the peer timings and extra -s settings. */
+static struct hb_proc *
+start_node(const char *name, const char *set1, const char *set2)
+{
+	char n[64], i[64], t[64];
+	char *args[16];
+	int k = 0;
+
+	snprintf(n, sizeof(n), "node_name=%s", name);
+	snprintf(i, sizeof(i), "heartbeat_interval_ms=%d", INTERVAL_MS);
+	snprintf(t, sizeof(t), "peer_timeout_ms=%d", TIMEOUT_MS);
+	args[k++] = "-s";
+	args[k++] = n;
+	args[k++] = "-s";
+	args[k++] = i;
+	args[k++] = "-s";
+	args[k++] = t;
+	args[k++] = "-s";
+	args[k++] = "heartbeat_log_ms=0";
+	if (set1 != NULL) {
+		args[k++] = "-s";
+		args[k++] = (char *)set1;
+	}
+	if (set2 != NULL) {
+		args[k++] = "-s";
+		args[k++] = (char *)set2;
+	}
+	args[k] = NULL;
+	return hb_startv(args);
+}
+
+/* "peer=name@addr" for -s. */
+static char *
+peer_arg(char *buf, size_t len, const char *name, const char *addr)
+{
+	snprintf(buf, len, "peer=%s@%s", name, addr);
+	return buf;
+}
+
+/* Wait for event (peer-up, ...) about peer name after mark. */
+static char *
+expect_peer_event(struct hb_proc *p, size_t from, const char *event,
+    const char *name, int timeout_ms)
+{
+	char pat[128];
+
+	snprintf(pat, sizeof(pat), "msg=%s peer=%s", event, name);
+	return hb_expect_log(p, from, pat, timeout_ms);
+}
+
+/* The PEER line for name from PEERS; lines up to END are checked. */
+static char *
+peer_line(struct hb_conn *c, const char *name, char *out, size_t len)
+{
+	char want[96], *line;
+	int found = 0;
+
+	snprintf(want, sizeof(want), "PEER %s ", name);
+	hb_sendf(c, "PEERS\n");
+	for (;;) {
+		line = hb_reply(c, "", HB_REPLY_MS);
+		if (strcmp(line, "END") == 0)
+			break;
+		ck_assert_msg(strncmp(line, "PEER ", 5) == 0,
+		    "PEERS gave \"%s\"", line);
+		ck_assert_msg(hb_line_has(line, "addr= state= rtt_us= "
+		    "last_ack_ms="), "PEER line lacks fields: %s", line);
+		if (strncmp(line, want, strlen(want)) == 0) {
+			snprintf(out, len, "%s", line);
+			found = 1;
+		}
+	}
+	ck_assert_msg(found, "PEERS does not list %s", name);
+	return out;
+}
+
+START_TEST(test_link_to_a_peer_comes_up_with_rtt)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	struct hb_conn *c;
+	char arg[160], addr[128], line[512], *ev;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	ev = expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	ck_assert_msg(hb_field(ev, "addr", addr, sizeof(addr)) == 0 &&
+	    strcmp(addr, b->peer_addr) == 0, "peer-up addr is not %s: %s",
+	    b->peer_addr, ev);
+	ck_assert_msg(hb_num(ev, "rtt_us") >= 0, "peer-up without rtt_us: %s",
+	    ev);
+
+	c = hb_connect(a->work_addr);
+	peer_line(c, "b", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=up"), "not up: %s", line);
+	ck_assert_msg(hb_field(line, "addr", addr, sizeof(addr)) == 0 &&
+	    strcmp(addr, b->peer_addr) == 0, "PEER addr: %s", line);
+	ck_assert_msg(hb_num(line, "rtt_us") >= 0 &&
+	    hb_num(line, "rtt_us") < 1000000, "rtt_us: %s", line);
+	ck_assert_msg(hb_num(line, "last_ack_ms") >= 0 &&
+	    hb_num(line, "last_ack_ms") < 3 * INTERVAL_MS + SLACK_MS,
+	    "last_ack_ms is not recent: %s", line);
+	line[0] = '\0';
+	snprintf(line, sizeof(line), "%s", hb_request(c, "STATS", "STATS "));
+	ck_assert_msg(hb_num(line, "peers") == 1 && hb_num(line, "peers_up") ==
+	    1, "STATS peers: %s", line);
+	/* The node without peers lists none. */
+	hb_close(c);
+	c = hb_connect(b->work_addr);
+	hb_request(c, "PEERS", "END");
+	hb_close(c);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+START_TEST(test_peer_name_defaults_to_host_port)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	struct hb_conn *c;
+	char arg[160], line[512];
+
+	snprintf(arg, sizeof(arg), "peer=%s", b->peer_addr);
+	a = start_node("a", arg, NULL);
+	expect_peer_event(a, 0, "peer-up", b->peer_addr, UP_MS);
+	c = hb_connect(a->work_addr);
+	peer_line(c, b->peer_addr, line, sizeof(line));
+	hb_close(c);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+START_TEST(test_unreachable_peer_is_listed_but_not_up)
+{
+	struct hb_proc *a = start_node("a", "peer=ghost@127.0.0.1:1", NULL);
+	struct hb_conn *c = hb_connect(a->work_addr);
+	char line[512];
+
+	peer_line(c, "ghost", line, sizeof(line));
+	ck_assert_msg(!hb_line_has(line, "state=up") &&
+	    !hb_line_has(line, "state=suspect"),
+	    "unreachable peer: %s", line);
+	ck_assert_msg(hb_line_has(line, "state=connecting") ||
+	    hb_line_has(line, "state=down"), "state of an unreachable peer: %s",
+	    line);
+	hb_expect_no_log(a, 0, "msg=peer-up", 0);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_stopped_peer_goes_suspect_then_down_in_time_then_back_up)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	struct hb_conn *c;
+	char arg[160], line[512], *ev;
+	uint64_t t0, t_suspect, t_down;
+	size_t m;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	m = hb_mark(a);
+	t0 = hb_now_ms();
+	hb_signal(b, SIGSTOP);
+	ev = expect_peer_event(a, m, "peer-suspect", "b",
+	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
+	t_suspect = hb_now_ms() - t0;
+	ev = expect_peer_event(a, m, "peer-down", "b",
+	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
+	t_down = hb_now_ms() - t0;
+	ck_assert_msg(hb_line_has(ev, "reason="), "peer-down without reason: "
+	    "%s", ev);
+	ck_assert_msg(t_down <= TIMEOUT_MS + INTERVAL_MS + SLACK_MS,
+	    "peer-down %llu ms after SIGSTOP (timeout %d, interval %d)",
+	    (unsigned long long)t_down, TIMEOUT_MS, INTERVAL_MS);
+	ck_assert_msg(t_down + INTERVAL_MS >= TIMEOUT_MS,
+	    "peer-down only %llu ms after SIGSTOP: before peer_timeout_ms",
+	    (unsigned long long)t_down);
+	ck_assert_msg(t_suspect <= t_down, "suspect after down");
+	ck_assert_msg(strstr(a->err + m, "msg=peer-suspect") <
+	    strstr(a->err + m, "msg=peer-down"), "down logged before suspect");
+
+	c = hb_connect(a->work_addr);
+	peer_line(c, "b", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=down") ||
+	    hb_line_has(line, "state=connecting"), "after down: %s", line);
+	ck_assert_msg(hb_num(hb_request(c, "STATS", "STATS "), "peers_up") ==
+	    0, "peers_up not 0 with the peer down");
+
+	m = hb_mark(a);
+	hb_signal(b, SIGCONT);
+	expect_peer_event(a, m, "peer-up", "b", UP_MS);
+	peer_line(c, "b", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=up"), "after SIGCONT: %s", line);
+	hb_close(c);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+START_TEST(test_killed_peer_restarted_on_the_same_port_is_reconnected)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	char arg[160], listen[160], *ev;
+	size_t m;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	snprintf(listen, sizeof(listen), "peer_listen=%s", b->peer_addr);
+	m = hb_mark(a);
+	hb_signal(b, SIGKILL);
+	hb_wait_exit(b, HB_EXIT_MS);
+	ev = expect_peer_event(a, m, "peer-down", "b",
+	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
+	ck_assert_msg(hb_line_has(ev, "reason="), "peer-down without reason: "
+	    "%s", ev);
+	hb_free(b);
+
+	m = hb_mark(a);
+	b = start_node("b", listen, NULL);
+	expect_peer_event(a, m, "peer-up", "b", UP_MS);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+START_TEST(test_two_nodes_peer_each_other_after_a_reload_adds_the_peer)
+{
+	char *conf = hb_tmpfile("node_name = b\n");
+	struct hb_proc *b, *a;
+	struct hb_conn *c;
+	char arg[160], buf[512], line[512];
+	size_t m;
+
+	b = hb_start("-c", conf, "-s", "heartbeat_interval_ms=100",
+	    "-s", "peer_timeout_ms=500", NULL);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+
+	snprintf(buf, sizeof(buf), "node_name = b\npeer = a@%s\n",
+	    a->peer_addr);
+	hb_write_file(conf, buf);
+	m = hb_mark(b);
+	hb_signal(b, SIGHUP);
+	hb_expect_log(b, m, "msg=reloaded", HB_REPLY_MS);
+	expect_peer_event(b, m, "peer-up", "a", UP_MS);
+	c = hb_connect(b->work_addr);
+	peer_line(c, "a", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=up"), "b sees a: %s", line);
+
+	/* Removing the peer by reload removes it from PEERS. */
+	hb_write_file(conf, "node_name = b\n");
+	m = hb_mark(b);
+	hb_signal(b, SIGHUP);
+	hb_expect_log(b, m, "msg=reloaded", HB_REPLY_MS);
+	hb_request(c, "PEERS", "END");
+	ck_assert_msg(hb_num(hb_request(c, "STATS", "STATS "), "peers") == 0,
+	    "peers not 0 after removing the only peer");
+	/* a's link to b is undisturbed. */
+	hb_expect_no_log(a, 0, "msg=peer-down", 0);
+	hb_close(c);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+/* The value of name{...label...}, or -1 if there is no such sample. */
+static double
+sample(const char *body, const char *name, const char *label)
+{
+	const char *l, *close;
+	size_t nl = strlen(name);
+
+	for (l = body; l != NULL; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (strncmp(l, name, nl) != 0 || l[nl] != '{')
+			continue;
+		close = strchr(l, '}');
+		if (close == NULL || memchr(l, '\n', (size_t)(close - l)))
+			continue;
+		if (memmem(l, (size_t)(close - l), label, strlen(label)) ==
+		    NULL)
+			continue;
+		return strtod(close + 1, NULL);
+	}
+	return -1;
+}
+
+START_TEST(test_metrics_show_an_up_peer_and_its_rtt)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	char arg[160], *body;
+	double v;
+	int st;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	st = hb_http_get(a->http_addr, "/metrics", &body, HB_REPLY_MS);
+	ck_assert_int_eq(st, 200);
+	v = sample(body, "heartbeatd_peer_up", "peer=\"b\"");
+	ck_assert_msg(v == 1, "peer_up{peer=\"b\"} is %g:\n%s", v, body);
+	v = sample(body, "heartbeatd_peer_rtt_seconds", "peer=\"b\"");
+	ck_assert_msg(v > 0 && v < 1, "peer_rtt_seconds{peer=\"b\"} is %g:\n%s",
+	    v, body);
+	free(body);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+/* Accept the daemon's link, expect HELLO <node> 1, answer WELCOME. */
+static struct hb_conn *
+fake_accept(int lfd, const char *node)
+{
+	struct hb_conn *f = hb_accept(lfd, UP_MS);
+	char want[96];
+
+	ck_assert_msg(f != NULL, "the daemon never connected to the fake peer");
+	snprintf(want, sizeof(want), "HELLO %s 1", node);
+	ck_assert_str_eq(hb_expect(f, "HELLO ", HB_REPLY_MS), want);
+	hb_sendf(f, "WELCOME fake 1\n");
+	return f;
+}
+
+/* Read one HB, check its shape, ACK it unless told not to; the line. */
+static char *
+fake_hb(struct hb_conn *f, unsigned long long *seq, int ack)
+{
+	unsigned long long s, t;
+	char *line = hb_expect(f, "HB ", 2 * INTERVAL_MS + SLACK_MS);
+	int n = 0;
+
+	ck_assert_msg(sscanf(line, "HB %llu %llu%n", &s, &t, &n) == 2 &&
+	    (line[n] == '\0' || line[n] == ' '), "malformed HB: %s", line);
+	ck_assert_msg(s > *seq, "HB seq %llu after %llu", s, *seq);
+	*seq = s;
+	if (ack)
+		hb_sendf(f, "ACK %llu %llu\n", s, t);
+	return line;
+}
+
+START_TEST(test_fake_peer_that_stops_acking_goes_suspect_then_down)
+{
+	char addr[64], arg[160];
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	unsigned long long seq = 0;
+	uint64_t t0, t;
+	size_t m;
+	int i;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr), NULL);
+	f = fake_accept(lfd, "a");
+	t0 = hb_now_ms();
+	for (i = 0; i < 6; i++)
+		fake_hb(f, &seq, 1);
+	t = hb_now_ms() - t0;
+	ck_assert_msg(t >= 4 * INTERVAL_MS && t <= 6 * INTERVAL_MS +
+	    SLACK_MS, "6 HBs at %d ms intervals took %llu ms", INTERVAL_MS,
+	    (unsigned long long)t);
+	expect_peer_event(a, 0, "peer-up", "fake", HB_REPLY_MS);
+
+	/* Keep reading, stop answering. */
+	m = hb_mark(a);
+	t0 = hb_now_ms();
+	while (hb_wait_line(a, m, "msg=peer-down peer=fake", 0) == NULL &&
+	    hb_now_ms() - t0 < (uint64_t)(TIMEOUT_MS + INTERVAL_MS + SLACK_MS))
+		hb_recv(f, 20);
+	expect_peer_event(a, m, "peer-suspect", "fake", 0);
+	expect_peer_event(a, m, "peer-down", "fake", 0);
+	t = hb_now_ms() - t0;
+	ck_assert_msg(t + INTERVAL_MS >= TIMEOUT_MS,
+	    "peer-down %llu ms after the last ACK", (unsigned long long)t);
+
+	/* The link that went down while open is closed and redialled. */
+	while (hb_recv(f, HB_REPLY_MS) != NULL)
+		;
+	ck_assert_msg(f->eof, "the daemon kept a dead link open");
+	hb_close(f);
+	m = hb_mark(a);
+	f = fake_accept(lfd, "a");
+	for (i = 0; i < 3; i++)
+		fake_hb(f, &seq, 1);
+	expect_peer_event(a, m, "peer-up", "fake", HB_REPLY_MS);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_heartbeats_to_peers_carry_a_lag_us_field)
+{
+	char addr[64], arg[160], *line;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	unsigned long long seq = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr), NULL);
+	f = fake_accept(lfd, "a");
+	fake_hb(f, &seq, 1);
+	line = fake_hb(f, &seq, 1);
+	ck_assert_msg(hb_num(line, "lag_us") >= 0, "HB without lag_us=N: %s",
+	    line);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_peer_port_answers_hello_and_echoes_hb_as_ack)
+{
+	struct hb_proc *a = start_node("qa-a", NULL, NULL);
+	struct hb_conn *c = hb_connect(a->peer_addr);
+
+	hb_sendf(c, "HELLO tester 1\n");
+	ck_assert_str_eq(hb_expect(c, "WELCOME", HB_REPLY_MS),
+	    "WELCOME qa-a 1");
+	hb_sendf(c, "HB 1 123\n");
+	ck_assert_str_eq(hb_expect(c, "ACK", HB_REPLY_MS), "ACK 1 123");
+	hb_sendf(c, "HB 2 18446744073709551615 lag_us=7 future=x\r\n");
+	ck_assert_str_eq(hb_expect(c, "ACK", HB_REPLY_MS),
+	    "ACK 2 18446744073709551615");
+	hb_sendf(c, "HB 3 5\nHB 4 6\nHB 5 7\n");
+	ck_assert_str_eq(hb_expect(c, "ACK", HB_REPLY_MS), "ACK 3 5");
+	ck_assert_str_eq(hb_expect(c, "ACK", HB_REPLY_MS), "ACK 4 6");
+	ck_assert_str_eq(hb_expect(c, "ACK", HB_REPLY_MS), "ACK 5 7");
+	hb_sendf(c, "PING\n");
+	hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_peer_port_refuses_garbage_and_hb_before_hello)
+{
+	static const char *const bad[] = { "garbage here\n", "HB 1 123\n",
+	    "ACK 1 2\n", "\n", NULL };
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c;
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		c = hb_connect(a->peer_addr);
+		hb_sendf(c, "%s", bad[i]);
+		hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+		hb_expect_eof(c, HB_REPLY_MS);
+		hb_close(c);
+	}
+	c = hb_connect(a->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_peer_port_closes_an_overlong_line)
+{
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c = hb_connect(a->peer_addr);
+	size_t n = 256 * 1024;
+	char *big = malloc(n);
+	char *line;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'H', n);
+	hb_sendf(c, "HELLO tester 1\n");
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	/* The daemon may stop reading before all of it is sent. */
+	hb_send(c, big, n);
+	free(big);
+	while ((line = hb_recv(c, HB_REPLY_MS)) != NULL)
+		ck_assert_msg(strncmp(line, "ERR", 3) == 0,
+		    "overlong line answered \"%s\"", line);
+	ck_assert_msg(c->eof, "connection still open after an overlong line");
+	hb_close(c);
+	c = hb_connect(a->peer_addr);
+	hb_sendf(c, "HELLO tester 1\n");
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_stalled_node_blames_itself_not_its_healthy_peer)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	struct hb_conn *c;
+	char arg[160], line[512];
+	size_t m;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	m = hb_mark(a);
+	hb_signal(a, SIGSTOP);
+	/* The stall itself is the stimulus: three times peer_timeout_ms. */
+	poll(NULL, 0, 3 * TIMEOUT_MS);
+	hb_signal(a, SIGCONT);
+	hb_expect_log(a, m, "msg=local-stall", HB_REPLY_MS);
+	/* Give it several intervals to (wrongly) declare b down. */
+	hb_expect_no_log(a, m, "msg=peer-down peer=b", 3 * INTERVAL_MS +
+	    TIMEOUT_MS);
+	c = hb_connect(a->work_addr);
+	peer_line(c, "b", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=up"), "after a local stall: %s",
+	    line);
+	hb_close(c);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
+Suite *
+peers_suite(void)
+{
+	Suite *s = suite_create("peers");
+	TCase *tc;
+
+	tc = tcase_create("links");
+	tcase_add_test(tc, test_link_to_a_peer_comes_up_with_rtt);
+	tcase_add_test(tc, test_peer_name_defaults_to_host_port);
+	tcase_add_test(tc, test_unreachable_peer_is_listed_but_not_up);
+	tcase_add_test(tc,
+	    test_stopped_peer_goes_suspect_then_down_in_time_then_back_up);
+	tcase_add_test(tc,
+	    test_killed_peer_restarted_on_the_same_port_is_reconnected);
+	tcase_add_test(tc,
+	    test_two_nodes_peer_each_other_after_a_reload_adds_the_peer);
+	tcase_add_test(tc, test_metrics_show_an_up_peer_and_its_rtt);
+	tcase_add_test(tc, test_stalled_node_blames_itself_not_its_healthy_peer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("protocol");
+	tcase_add_test(tc,
+	    test_fake_peer_that_stops_acking_goes_suspect_then_down);
+	tcase_add_test(tc, test_heartbeats_to_peers_carry_a_lag_us_field);
+	tcase_add_test(tc, test_peer_port_answers_hello_and_echoes_hb_as_ack);
+	tcase_add_test(tc, test_peer_port_refuses_garbage_and_hb_before_hello);
+	tcase_add_test(tc, test_peer_port_closes_an_overlong_line);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
 CHECK_MAIN(peers_suite)

@@ -1,4 +1,1253 @@
+/*
+ * check_work.c - the work protocol of interface.md section 4 against the
+ * real daemon: every verb and error code, the job kinds with known
+ * answers, cancellation and deadlines, the per-connection and global
+ * limits, authentication, clients that disconnect or never read, and the
+ * SIGTERM drain of section 7 as a client sees it.
+ *
+ * Each test starts its own daemon on port 0 with the limits it needs.
+ * Job outcomes arrive asynchronously, so tests that are not about ordering
+ * pick lines by prefix (hb_await) and leave the others queued.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* strcasestr */
+#endif
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
 #include "check_common.h"
-Suite *work_suite(void);
-Suite *work_suite(void) { return suite_create("work"); }
+#include "harness.h"
+
+Suite	*work_suite(void);
+
+#define FAST_TICK	"heartbeat_interval_ms=50"
+#define OUTCOME_MS	10000	/* a short job's DONE, sanitizers included */
+#define SHA_EMPTY	\
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA_ABC		\
+	"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define SHA_ABC_2	\
+	"4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358"
+#define SHA_ABC_1000	\
+	"fc8a6b86a13f71cd9a67f558ab6fd82a3dd89186163a017ed8051acf6d3f8f99"
+
+/* SUBMIT args, expect OK <id>, return the id. */
+static uint64_t
+submit(struct hb_conn *c, const char *args)
+{
+	char req[512], *line, *end;
+	unsigned long long id;
+
+	snprintf(req, sizeof(req), "SUBMIT %s", args);
+	line = hb_request(c, req, "OK ");
+	id = strtoull(line + 3, &end, 10);
+	ck_assert_msg(*end == '\0' && id > 0, "SUBMIT %s: bad reply \"%s\"",
+	    args, line);
+	return id;
+}
+
+/* Wait for the outcome of job id: "DONE id ..." or "FAIL id ...". */
+static char *
+outcome(struct hb_conn *c, uint64_t id, int timeout_ms)
+{
+	char pre[96];
+
+	snprintf(pre, sizeof(pre), "DONE %llu |FAIL %llu ",
+	    (unsigned long long)id, (unsigned long long)id);
+	return hb_await(c, pre, timeout_ms);
+}
+
+/* Wait for DONE id and return its result=. */
+static char *
+result_of(struct hb_conn *c, uint64_t id, char *buf, size_t len)
+{
+	char *line = outcome(c, id, OUTCOME_MS);
+
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0,
+	    "job %llu failed: %s", (unsigned long long)id, line);
+	ck_assert_msg(hb_field(line, "result", buf, len) == 0,
+	    "DONE without result=: %s", line);
+	ck_assert_msg(hb_num(line, "queue_us") >= 0 &&
+	    hb_num(line, "run_us") >= 0,
+	    "DONE without numeric queue_us and run_us: %s", line);
+	return buf;
+}
+
+/* Submit args and return the DONE result. */
+static char *
+run_job(struct hb_conn *c, const char *args, char *buf, size_t len)
+{
+	return result_of(c, submit(c, args), buf, len);
+}
+
+/* The FAIL reason of job id. */
+static void
+expect_fail(struct hb_conn *c, uint64_t id, const char *reason,
+    int timeout_ms)
+{
+	char *line = outcome(c, id, timeout_ms), r[64];
+
+	ck_assert_msg(strncmp(line, "FAIL ", 5) == 0 &&
+	    hb_field(line, "reason", r, sizeof(r)) == 0 &&
+	    strcmp(r, reason) == 0, "expected FAIL %llu reason=%s, got \"%s\"",
+	    (unsigned long long)id, reason, line);
+}
+
+/* A fresh STATS line, copied. */
+static char *
+stats(struct hb_conn *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", hb_request(c, "STATS", "STATS "));
+	return buf;
+}
+
+/* Give the daemon a moment between two polls of its state. */
+static void
+pause_ms(int ms)
+{
+	poll(NULL, 0, ms);
+}
+
+/* Poll STATS until key reaches value, or fail after timeout_ms. */
+static void
+await_stat(struct hb_conn *c, const char *key, long long value,
+    int timeout_ms)
+{
+	uint64_t deadline = hb_now_ms() + (uint64_t)timeout_ms;
+	char buf[1024];
+
+	for (;;) {
+		stats(c, buf, sizeof(buf));
+		if (hb_num(buf, key) == value)
+			return;
+		if (hb_now_ms() > deadline)
+			ck_abort_msg("STATS %s did not reach %lld in %d ms: %s",
+			    key, value, timeout_ms, buf);
+		pause_ms(20);
+	}
+}
+
+START_TEST(test_ping_is_answered_with_pong)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	hb_request(c, "PING", "PONG");
+	ck_assert_str_eq(hb_request(c, "PING", "PONG"), "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_verbs_are_case_insensitive)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char buf[128];
+
+	hb_request(c, "ping", "PONG");
+	hb_request(c, "PiNg", "PONG");
+	hb_request(c, "stats", "STATS ");
+	hb_request(c, "peers", "END");
+	ck_assert_str_eq(run_job(c, "primes n=10", buf, sizeof(buf)), "4");
+	hb_sendf(c, "submit primes n=10\n");
+	hb_reply(c, "OK ", HB_REPLY_MS);
+	hb_request(c, "quit", "BYE");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_crlf_line_endings_are_accepted)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char buf[128];
+	uint64_t id;
+
+	hb_sendf(c, "PING\r\n");
+	ck_assert_str_eq(hb_expect(c, "PONG", HB_REPLY_MS), "PONG");
+	hb_sendf(c, "SUBMIT sha256 rounds=1 seed=abc\r\n");
+	id = strtoull(hb_reply(c, "OK ", HB_REPLY_MS) + 3, NULL, 10);
+	ck_assert_str_eq(result_of(c, id, buf, sizeof(buf)), SHA_ABC);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_pipelined_requests_are_answered_in_request_order)
+{
+	static const char *const want[] = { "PONG", "STATS ", "ERR ",
+	    "OK ", "PONG", "ERR not-found", "END", "PONG", NULL };
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line, *batch;
+	size_t i;
+	int n, k;
+
+	hb_sendf(c, "PING\nSTATS\nSUBMIT nosuchkind\nSUBMIT sleep ms=1\n"
+	    "PING\nSTATUS 987654321\nPEERS\nPING\n");
+	for (i = 0; want[i] != NULL; i++) {
+		/* The job's DONE may come at any point after its OK. */
+		do
+			line = hb_recv(c, HB_REPLY_MS);
+		while (line != NULL && strncmp(line, "DONE ", 5) == 0);
+		ck_assert_msg(line != NULL, "reply %zu (%s) missing", i,
+		    want[i]);
+		ck_assert_msg(strncmp(line, want[i], strlen(want[i])) == 0,
+		    "reply %zu is \"%s\", expected \"%s...\"", i, line,
+		    want[i]);
+	}
+
+	/* A thousand requests in one write: a thousand replies, in order. */
+	n = 1000;
+	batch = malloc((size_t)n * 16);
+	ck_assert_ptr_nonnull(batch);
+	batch[0] = '\0';
+	for (k = 0; k < n; k++)
+		strcat(batch, k % 2 ? "PING\n" : "STATUS 987654321\n");
+	ck_assert_int_eq(hb_send(c, batch, strlen(batch)), 0);
+	free(batch);
+	for (k = 0; k < n; k++) {
+		do
+			line = hb_recv(c, HB_REPLY_MS);
+		while (line != NULL && strncmp(line, "DONE ", 5) == 0);
+		ck_assert_msg(line != NULL, "reply %d of %d missing", k, n);
+		ck_assert_msg(strncmp(line, k % 2 ? "PONG" : "ERR not-found",
+		    4) == 0, "reply %d out of order: %s", k, line);
+	}
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_primes_counts_the_primes_up_to_n)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char buf[128];
+
+	ck_assert_str_eq(run_job(c, "primes n=10", buf, sizeof(buf)), "4");
+	ck_assert_str_eq(run_job(c, "primes n=0", buf, sizeof(buf)), "0");
+	ck_assert_str_eq(run_job(c, "primes n=1", buf, sizeof(buf)), "0");
+	ck_assert_str_eq(run_job(c, "primes n=2", buf, sizeof(buf)), "1");
+	ck_assert_str_eq(run_job(c, "primes n=1000000", buf, sizeof(buf)),
+	    "78498");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sha256_applies_the_hash_rounds_times_to_the_seed)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char buf[128];
+
+	ck_assert_str_eq(run_job(c, "sha256 rounds=1 seed=abc", buf,
+	    sizeof(buf)), SHA_ABC);
+	ck_assert_str_eq(run_job(c, "sha256 rounds=1", buf, sizeof(buf)),
+	    SHA_EMPTY);
+	ck_assert_str_eq(run_job(c, "sha256 seed=abc rounds=2", buf,
+	    sizeof(buf)), SHA_ABC_2);
+	ck_assert_str_eq(run_job(c, "sha256 rounds=1000 seed=abc", buf,
+	    sizeof(buf)), SHA_ABC_1000);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sleep_and_spin_report_ok_and_iterations)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char buf[128], *line, *end;
+	uint64_t id;
+
+	id = submit(c, "sleep ms=10");
+	line = outcome(c, id, OUTCOME_MS);
+	ck_assert_msg(hb_line_has(line, "result=ok"), "sleep: %s", line);
+	ck_assert_msg(hb_num(line, "run_us") >= 10000 &&
+	    hb_num(line, "run_us") < 5000000,
+	    "sleep ms=10 ran for run_us=%lld", hb_num(line, "run_us"));
+
+	run_job(c, "spin ms=0", buf, sizeof(buf));
+	strtoull(buf, &end, 10);
+	ck_assert_msg(buf[0] != '\0' && *end == '\0',
+	    "spin ms=0 result is not a count: %s", buf);
+	run_job(c, "spin ms=20", buf, sizeof(buf));
+	ck_assert_msg(strtoull(buf, &end, 10) > 0 && *end == '\0',
+	    "spin ms=20 result is not a positive count: %s", buf);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_job_ids_are_positive_and_increasing_across_connections)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *a = hb_connect(p->work_addr);
+	struct hb_conn *b = hb_connect(p->work_addr);
+	uint64_t prev = 0, id;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		id = submit(i % 2 ? a : b, "primes n=10");
+		ck_assert_msg(id > prev, "id %llu after %llu",
+		    (unsigned long long)id, (unsigned long long)prev);
+		prev = id;
+	}
+	hb_close(a);
+	hb_close(b);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_unknown_kind_is_unknown_kind)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	hb_request(c, "SUBMIT fly ms=1", "ERR unknown-kind");
+	hb_request(c, "SUBMIT SLEEPY ms=1", "ERR unknown-kind");
+	hb_request(c, "FROBNICATE", "ERR bad-request");
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_bad_arguments_are_bad_arg_and_the_connection_stays_usable)
+{
+	static const char *const bad[] = {
+		"sleep",			/* missing */
+		"spin",
+		"primes",
+		"sha256 seed=abc",
+		"sleep ms=10 colour=red",	/* unknown key */
+		"primes n=10 ms=5",
+		"sleep ms=abc",			/* malformed */
+		"sleep ms=",
+		"sleep ms=1.5",
+		"sleep ms=-1",
+		"sleep ms=10x",
+		"primes n=0x10",
+		"sleep ms=99999999999999999999999",
+		"primes n=10000000001",		/* out of range */
+		"sha256 rounds=0",
+		"sha256 rounds=1000000001",
+		"sleep ms=1001",		/* above job_max_ms=1000 */
+		"spin ms=1001",
+		"sleep ms=10 timeout_ms=0",
+		"sleep ms=10 timeout_ms=1001",
+		"sleep ms=10 timeout_ms=x",
+		NULL
+	};
+	struct hb_proc *p = hb_start("-s", "job_max_ms=1000", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[128], before[1024], after[1024];
+	size_t i;
+
+	stats(c, before, sizeof(before));
+	for (i = 0; bad[i] != NULL; i++) {
+		snprintf(req, sizeof(req), "SUBMIT %s", bad[i]);
+		hb_request(c, req, "ERR bad-arg");
+	}
+	hb_request(c, "PING", "PONG");
+	stats(c, after, sizeof(after));
+	ck_assert_msg(hb_num(after, "submitted") == hb_num(before,
+	    "submitted"), "bad-arg SUBMITs counted as submitted: %s", after);
+	ck_assert_msg(hb_num(after, "rejected") == hb_num(before, "rejected"),
+	    "bad-arg SUBMITs counted as rejected: %s", after);
+	/* The bounds themselves are accepted. */
+	submit(c, "sleep ms=1000 timeout_ms=1");
+	submit(c, "primes n=10000000000 timeout_ms=1");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_every_kind_fails_with_timeout_when_timeout_ms_passes)
+{
+	static const char *const slow[] = {
+		"sleep ms=20000 timeout_ms=100",
+		"spin ms=20000 timeout_ms=100",
+		"primes n=10000000000 timeout_ms=100",
+		"sha256 rounds=1000000000 timeout_ms=100",
+		NULL
+	};
+	struct hb_proc *p = hb_start("-s", "threads=4", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t ids[4], t0;
+	size_t i;
+
+	t0 = hb_now_ms();
+	for (i = 0; slow[i] != NULL; i++)
+		ids[i] = submit(c, slow[i]);
+	for (i = 0; slow[i] != NULL; i++)
+		expect_fail(c, ids[i], "timeout", 5000);
+	ck_assert_msg(hb_now_ms() - t0 < 3000,
+	    "timeout_ms=100 jobs took %llu ms to fail",
+	    (unsigned long long)(hb_now_ms() - t0));
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_job_max_ms_is_the_deadline_without_timeout_ms)
+{
+	struct hb_proc *p = hb_start("-s", "job_max_ms=200", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t id;
+
+	id = submit(c, "primes n=10000000000");
+	expect_fail(c, id, "timeout", 5000);
+	id = submit(c, "sha256 rounds=1000000000");
+	expect_fail(c, id, "timeout", 5000);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_cancel_of_queued_job_fails_it_as_cancelled)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], *line;
+	uint64_t run, queued;
+
+	run = submit(c, "sleep ms=20000");
+	queued = submit(c, "primes n=10");
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)queued);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(hb_line_has(line, "state=queued"), "not queued: %s",
+	    line);
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)queued);
+	line = hb_request(c, req, "OK ");
+	ck_assert_msg(strtoull(line + 3, NULL, 10) == queued,
+	    "CANCEL %llu answered \"%s\"", (unsigned long long)queued, line);
+	expect_fail(c, queued, "cancelled", HB_REPLY_MS);
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)run);
+	hb_request(c, req, "OK ");
+	expect_fail(c, run, "cancelled", HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_cancel_of_running_job_stops_it_promptly)
+{
+	static const char *const kinds[] = { "sleep ms=20000",
+	    "spin ms=20000", "primes n=10000000000",
+	    "sha256 rounds=1000000000", NULL };
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], *line;
+	uint64_t id, t0;
+	size_t i;
+
+	for (i = 0; kinds[i] != NULL; i++) {
+		id = submit(c, kinds[i]);
+		snprintf(req, sizeof(req), "STATUS %llu",
+		    (unsigned long long)id);
+		t0 = hb_now_ms() + 5000;
+		for (;;) {
+			line = hb_request(c, req, "JOB ");
+			if (hb_line_has(line, "state=running"))
+				break;
+			ck_assert_msg(hb_now_ms() < t0, "%s never ran: %s",
+			    kinds[i], line);
+			pause_ms(10);
+		}
+		t0 = hb_now_ms();
+		snprintf(req, sizeof(req), "CANCEL %llu",
+		    (unsigned long long)id);
+		hb_request(c, req, "OK ");
+		expect_fail(c, id, "cancelled", HB_REPLY_MS);
+		ck_assert_msg(hb_now_ms() - t0 < 1000,
+		    "cancelling a running %s took %llu ms", kinds[i],
+		    (unsigned long long)(hb_now_ms() - t0));
+	}
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_cancel_of_unknown_or_finished_job_is_not_found)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], buf[64];
+	uint64_t id;
+
+	hb_request(c, "CANCEL 987654321", "ERR not-found");
+	id = submit(c, "primes n=10");
+	result_of(c, id, buf, sizeof(buf));
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)id);
+	hb_request(c, req, "ERR not-found");
+	id = submit(c, "sleep ms=10000 timeout_ms=1");
+	expect_fail(c, id, "timeout", HB_REPLY_MS);
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)id);
+	hb_request(c, req, "ERR not-found");
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+/* STATUS id must carry every field; return the line. */
+static char *
+status(struct hb_conn *c, uint64_t id, const char *kind, const char *state)
+{
+	char req[64], want[96], *line;
+
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	line = hb_request(c, req, "JOB ");
+	snprintf(want, sizeof(want), "JOB %llu ", (unsigned long long)id);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0,
+	    "STATUS %llu answered \"%s\"", (unsigned long long)id, line);
+	snprintf(want, sizeof(want), "kind=%s state=%s progress= queue_us= "
+	    "run_us=", kind, state);
+	ck_assert_msg(hb_line_has(line, want), "STATUS %llu: \"%s\", expected "
+	    "fields %s", (unsigned long long)id, line, want);
+	ck_assert_msg(hb_num(line, "queue_us") >= 0 && hb_num(line, "run_us")
+	    >= 0, "queue_us/run_us not numbers: %s", line);
+	return line;
+}
+
+START_TEST(test_status_reports_queued_running_done_and_failed_jobs)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], buf[64], *line;
+	uint64_t run, queued, t;
+
+	run = submit(c, "sleep ms=20000");
+	queued = submit(c, "primes n=1000");
+	t = hb_now_ms() + 5000;
+	while (!hb_line_has(line = status(c, run, "sleep", ""),
+	    "state=running")) {
+		ck_assert_msg(hb_now_ms() < t, "never running: %s", line);
+		pause_ms(10);
+	}
+	status(c, run, "sleep", "running");
+	status(c, queued, "primes", "queued");
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)run);
+	hb_request(c, req, "OK ");
+	expect_fail(c, run, "cancelled", HB_REPLY_MS);
+	result_of(c, queued, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "168");
+	status(c, run, "sleep", "failed");
+	line = status(c, queued, "primes", "done");
+	ck_assert_msg(hb_num(line, "queue_us") > 0,
+	    "a job queued behind another has queue_us=0: %s", line);
+	hb_request(c, "STATUS 987654321", "ERR not-found");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_status_remembers_the_last_1024_finished_jobs)
+{
+	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=2000", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *batch, req[64];
+	enum { N = 1100 };
+	static uint64_t ids[N];
+	uint64_t first;
+	int i, n = N;
+
+	first = submit(c, "primes n=2");
+	outcome(c, first, OUTCOME_MS);
+	batch = malloc((size_t)n * 24);
+	ck_assert_ptr_nonnull(batch);
+	batch[0] = '\0';
+	for (i = 0; i < n; i++)
+		strcat(batch, "SUBMIT primes n=2\n");
+	hb_send(c, batch, strlen(batch));
+	free(batch);
+	for (i = 0; i < n; i++)
+		ids[i] = strtoull(hb_await(c, "OK ", OUTCOME_MS) + 3, NULL, 10);
+	for (i = 0; i < n; i++)
+		hb_await(c, "DONE |FAIL ", OUTCOME_MS);
+	/* Finished in about id order: the newest 1000 are all known. */
+	status(c, ids[n - 1], "primes", "done");
+	status(c, ids[n - 1000], "primes", "done");
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)first);
+	hb_request(c, req, "ERR not-found");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_stats_has_every_field_and_counters_follow_outcomes)
+{
+	static const char *const fields[] = { "uptime_s", "threads", "busy",
+	    "queued", "submitted", "completed", "failed", "rejected",
+	    "connections", "heartbeats", "lag_p50_us", "lag_p99_us",
+	    "lag_max_us", "peers", "peers_up", NULL };
+	struct hb_proc *p = hb_start("-s", FAST_TICK, "-s", "threads=3",
+	    "-s", "max_jobs_per_conn=2", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *c2 = hb_connect(p->work_addr);
+	char s0[1024], s1[1024], buf[64], req[64];
+	uint64_t a, b;
+	size_t i;
+
+	await_stat(c, "connections", 2, HB_REPLY_MS);
+	stats(c, s0, sizeof(s0));
+	for (i = 0; fields[i] != NULL; i++)
+		ck_assert_msg(hb_num(s0, fields[i]) >= 0,
+		    "STATS lacks numeric %s: %s", fields[i], s0);
+	ck_assert_int_eq(hb_num(s0, "threads"), 3);
+	ck_assert_int_eq(hb_num(s0, "peers"), 0);
+	ck_assert_int_eq(hb_num(s0, "peers_up"), 0);
+	ck_assert_int_eq(hb_num(s0, "submitted"), 0);
+
+	a = submit(c, "sleep ms=20000");
+	b = submit(c, "primes n=10");
+	hb_request(c, "SUBMIT primes n=10", "ERR too-many-jobs");
+	result_of(c, b, buf, sizeof(buf));
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)a);
+	hb_request(c, req, "OK ");
+	expect_fail(c, a, "cancelled", HB_REPLY_MS);
+	hb_request(c, "SUBMIT primes n=-1", "ERR bad-arg");
+	await_stat(c, "heartbeats", hb_num(s0, "heartbeats") + 5, 5000);
+	stats(c, s1, sizeof(s1));
+	ck_assert_msg(hb_num(s1, "submitted") == 2, "submitted: %s", s1);
+	ck_assert_msg(hb_num(s1, "rejected") == 1, "rejected: %s", s1);
+	ck_assert_msg(hb_num(s1, "completed") == 1, "completed: %s", s1);
+	ck_assert_msg(hb_num(s1, "failed") == 1, "failed: %s", s1);
+	ck_assert_msg(hb_num(s1, "busy") == 0 && hb_num(s1, "queued") == 0,
+	    "busy/queued not 0 when idle: %s", s1);
+	ck_assert_msg(hb_num(s1, "lag_max_us") >= hb_num(s1, "lag_p99_us") &&
+	    hb_num(s1, "lag_p99_us") >= hb_num(s1, "lag_p50_us"),
+	    "lag percentiles out of order: %s", s1);
+	hb_close(c2);
+	await_stat(c, "connections", 1, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_peers_without_peers_is_just_end)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	ck_assert_str_eq(hb_request(c, "PEERS", "END"), "END");
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_watch_streams_heartbeats_until_unwatch)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK, NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	long long prev = -1;
+	int i;
+
+	ck_assert_str_eq(hb_request(c, "WATCH", "OK watching"), "OK watching");
+	for (i = 0; i < 4; i++) {
+		line = hb_expect(c, "HEARTBEAT ", 2000);
+		ck_assert_msg(hb_line_has(line, "seq= lag_us= busy= queued= "
+		    "peers_up="), "HEARTBEAT line lacks fields: %s", line);
+		ck_assert_msg(hb_num(line, "seq") > prev,
+		    "seq did not increase: %s", line);
+		prev = hb_num(line, "seq");
+	}
+	/* Requests still work while watching. */
+	hb_sendf(c, "PING\n");
+	hb_await(c, "PONG", HB_REPLY_MS);
+	hb_sendf(c, "UNWATCH\n");
+	/* Heartbeats may precede the reply; none may follow it (6 ticks). */
+	while ((line = hb_expect(c, "", HB_REPLY_MS)) != NULL &&
+	    strcmp(line, "OK unwatched") != 0)
+		ck_assert_msg(strncmp(line, "HEARTBEAT ", 10) == 0,
+		    "before OK unwatched: \"%s\"", line);
+	line = hb_recv(c, 300);
+	ck_assert_msg(line == NULL, "after UNWATCH still got \"%s\"", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_help_lists_the_verbs_then_end)
+{
+	static const char *const verbs[] = { "PING", "AUTH", "SUBMIT",
+	    "CANCEL", "STATUS", "STATS", "PEERS", "WATCH", "UNWATCH", "HELP",
+	    "QUIT", NULL };
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char all[8192] = "";
+	char *line;
+	int n = 0;
+	size_t i;
+
+	hb_sendf(c, "HELP\n");
+	while ((line = hb_recv(c, HB_REPLY_MS)) != NULL &&
+	    strcmp(line, "END") != 0) {
+		n++;
+		strncat(all, line, sizeof(all) - strlen(all) - 2);
+		strcat(all, "\n");
+	}
+	ck_assert_msg(line != NULL, "HELP not ended by END: %s", all);
+	ck_assert_msg(n >= 2, "HELP gave %d lines", n);
+	for (i = 0; verbs[i] != NULL; i++)
+		ck_assert_msg(strcasestr(all, verbs[i]) != NULL,
+		    "HELP does not mention %s:\n%s", verbs[i], all);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_quit_says_bye_then_closes)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	hb_sendf(c, "QUIT\nPING\n");
+	ck_assert_str_eq(hb_expect(c, "BYE", HB_REPLY_MS), "BYE");
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+/* n bytes of 'X' then the ending. */
+static void
+send_long(struct hb_conn *c, size_t n, const char *ending)
+{
+	char *buf = malloc(n + 3);
+
+	ck_assert_ptr_nonnull(buf);
+	memset(buf, 'X', n);
+	strcpy(buf + n, ending);
+	hb_send(c, buf, strlen(buf));
+	free(buf);
+}
+
+START_TEST(test_line_longer_than_max_line_is_refused_and_closed)
+{
+	struct hb_proc *p = hb_start("-s", "max_line=100", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	/* Exactly max_line bytes is a line, with LF or CRLF. */
+	send_long(c, 100, "\n");
+	hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+	send_long(c, 100, "\r\n");
+	hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+	hb_request(c, "PING", "PONG");
+	send_long(c, 101, "\n");
+	hb_expect(c, "ERR line-too-long", HB_REPLY_MS);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+
+	/* An endless line is cut off without waiting for its end. */
+	c = hb_connect(p->work_addr);
+	send_long(c, 5000, "");
+	hb_expect(c, "ERR line-too-long", HB_REPLY_MS);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_connection_beyond_max_connections_gets_busy_and_is_closed)
+{
+	struct hb_proc *p = hb_start("-s", "max_connections=2", NULL);
+	struct hb_conn *a = hb_connect(p->work_addr);
+	struct hb_conn *b = hb_connect(p->work_addr);
+	struct hb_conn *c;
+	uint64_t deadline;
+	char *line;
+
+	hb_request(a, "PING", "PONG");
+	hb_request(b, "PING", "PONG");
+	c = hb_connect(p->work_addr);
+	hb_expect(c, "ERR busy", HB_REPLY_MS);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_request(a, "PING", "PONG");
+
+	/* A freed slot is available again. */
+	hb_close(a);
+	deadline = hb_now_ms() + HB_REPLY_MS;
+	for (;;) {
+		c = hb_connect(p->work_addr);
+		hb_sendf(c, "PING\n");
+		line = hb_recv(c, HB_REPLY_MS);
+		if (line != NULL && strcmp(line, "PONG") == 0)
+			break;
+		ck_assert_msg(line == NULL || strncmp(line, "ERR busy", 8) == 0,
+		    "unexpected \"%s\"", line);
+		ck_assert_msg(hb_now_ms() < deadline,
+		    "no slot after a client left");
+		hb_close(c);
+	}
+	hb_close(c);
+	hb_close(b);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_submit_beyond_threads_plus_queue_max_is_busy)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", "-s", "queue_max=1",
+	    NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *d = hb_connect(p->work_addr);
+	char s[1024], req[64];
+	uint64_t a, b, t;
+
+	a = submit(c, "sleep ms=20000");
+	t = hb_now_ms() + 5000;
+	while (hb_num(stats(c, s, sizeof(s)), "busy") != 1) {
+		ck_assert_msg(hb_now_ms() < t, "job never ran: %s", s);
+		pause_ms(10);
+	}
+	b = submit(c, "sleep ms=20000");
+	hb_request(c, "SUBMIT sleep ms=1", "ERR busy");
+	hb_request(d, "SUBMIT primes n=5", "ERR busy");
+	stats(c, s, sizeof(s));
+	ck_assert_msg(hb_num(s, "rejected") == 2 && hb_num(s, "submitted") ==
+	    2 && hb_num(s, "queued") == 1, "after 2 busy: %s", s);
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)b);
+	hb_request(c, req, "OK ");
+	expect_fail(c, b, "cancelled", HB_REPLY_MS);
+	submit(d, "primes n=5");
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)a);
+	hb_request(c, req, "OK ");
+	expect_fail(c, a, "cancelled", HB_REPLY_MS);
+	hb_await(d, "DONE ", OUTCOME_MS);
+	hb_close(c);
+	hb_close(d);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_submit_beyond_max_jobs_per_conn_is_too_many_jobs)
+{
+	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=2",
+	    "-s", "threads=2", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *d = hb_connect(p->work_addr);
+	char req[64];
+	uint64_t a;
+
+	a = submit(c, "sleep ms=20000");
+	submit(c, "sleep ms=20000");
+	hb_request(c, "SUBMIT primes n=5", "ERR too-many-jobs");
+	/* Another client is not limited by this one's jobs. */
+	submit(d, "primes n=5");
+	hb_await(d, "DONE ", OUTCOME_MS);
+	/* Once a job ends, this client may submit again. */
+	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)a);
+	hb_request(c, req, "OK ");
+	expect_fail(c, a, "cancelled", HB_REPLY_MS);
+	submit(c, "primes n=5");
+	hb_request(c, "SUBMIT primes n=5", "ERR too-many-jobs");
+	hb_close(c);
+	hb_close(d);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_auth_token_allows_only_auth_ping_help_quit_before_auth)
+{
+	static const char *const locked[] = { "STATS", "SUBMIT primes n=5",
+	    "CANCEL 1", "STATUS 1", "PEERS", "WATCH", "UNWATCH", NULL };
+	struct hb_proc *p = hb_start("-s", "auth_token=s3cret-T0ken", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	size_t i;
+
+	hb_request(c, "PING", "PONG");
+	for (i = 0; locked[i] != NULL; i++)
+		hb_request(c, locked[i], "ERR auth-required");
+	hb_sendf(c, "HELP\n");
+	while ((line = hb_expect(c, "", HB_REPLY_MS)) != NULL &&
+	    strcmp(line, "END") != 0)
+		ck_assert_msg(strncmp(line, "ERR", 3) != 0,
+		    "HELP before AUTH: %s", line);
+	hb_request(c, "AUTH wrong", "ERR auth-failed");
+	hb_request(c, "AUTH s3cret-T0ke", "ERR auth-failed");
+	hb_request(c, "AUTH s3cret-T0ken2", "ERR auth-failed");
+	hb_request(c, "STATS", "ERR auth-required");
+	ck_assert_str_eq(hb_request(c, "AUTH s3cret-T0ken", "OK auth"),
+	    "OK auth");
+	hb_request(c, "STATS", "STATS ");
+	submit(c, "primes n=5");
+	hb_await(c, "DONE ", OUTCOME_MS);
+	hb_close(c);
+
+	/* QUIT works before AUTH; AUTH is per connection. */
+	c = hb_connect(p->work_addr);
+	hb_request(c, "STATS", "ERR auth-required");
+	hb_request(c, "QUIT", "BYE");
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_disconnect_drops_only_that_clients_jobs)
+{
+	struct hb_proc *p = hb_start("-s", "threads=2", NULL);
+	struct hb_conn *a = hb_connect(p->work_addr);
+	struct hb_conn *b = hb_connect(p->work_addr);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char s[1024], buf[64];
+	uint64_t bid;
+	int i;
+
+	submit(a, "sleep ms=30000");
+	await_stat(c, "busy", 1, HB_REPLY_MS);
+	bid = submit(b, "sleep ms=700");
+	await_stat(c, "busy", 2, HB_REPLY_MS);
+	for (i = 0; i < 3; i++)
+		submit(a, "sleep ms=30000");
+	stats(c, s, sizeof(s));
+	ck_assert_msg(hb_num(s, "busy") == 2 && hb_num(s, "queued") == 3,
+	    "expected busy=2 queued=3: %s", s);
+	hb_close(a);
+	/* A's running job is cancelled and its queued ones dropped, so
+	 * soon nothing is queued and only B's job runs. */
+	await_stat(c, "queued", 0, 3000);
+	result_of(b, bid, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ok");
+	await_stat(c, "busy", 0, 3000);
+	ck_assert_str_eq(run_job(c, "primes n=10", buf, sizeof(buf)), "4");
+	hb_close(b);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_slow_reader_does_not_grow_the_daemon_or_slow_others)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK, NULL);
+	struct hb_conn *slow = hb_connect(p->work_addr);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	const char req[] = "STATS\n";
+	size_t total = 8u << 20, sent = 0, off = 0, i;
+	const size_t chunk = (sizeof(req) - 1) * 10000;
+	char *buf = malloc(chunk), s[1024];
+	long rss0, rss1;
+	uint64_t deadline, stalled_since = 0, t;
+	int rcv = 4096;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	for (i = 0; i < chunk; i++)
+		buf[i] = req[i % (sizeof(req) - 1)];
+	hb_request(c, "PING", "PONG");
+	rss0 = hb_rss_kb(p);
+	/*
+	 * 8 MiB of STATS is over 1.4 million requests, a few hundred MB of
+	 * replies. Send until the daemon stops taking them (a second with no
+	 * progress) or all are sent; never read.
+	 */
+	deadline = hb_now_ms() + 20000;
+	while (sent < total && hb_now_ms() < deadline) {
+		n = send(slow->fd, buf + off, chunk - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (size_t)n;
+			off = (off + (size_t)n) % chunk;
+			stalled_since = 0;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			break;	/* the daemon closed the slow reader: fine */
+		if (stalled_since == 0)
+			stalled_since = hb_now_ms();
+		else if (hb_now_ms() - stalled_since > 1000)
+			break;
+		/* Meanwhile another client is served promptly. */
+		t = hb_now_ms();
+		hb_request(c, "PING", "PONG");
+		ck_assert_msg(hb_now_ms() - t < 1000,
+		    "PING took %llu ms while a client did not read",
+		    (unsigned long long)(hb_now_ms() - t));
+	}
+	t = hb_now_ms();
+	stats(c, s, sizeof(s));
+	ck_assert_msg(hb_now_ms() - t < 1000, "STATS took %llu ms",
+	    (unsigned long long)(hb_now_ms() - t));
+	rss1 = hb_rss_kb(p);
+	ck_assert_msg(rss1 - rss0 < 64 * 1024,
+	    "daemon grew from %ld kB to %ld kB for a client that never "
+	    "reads (%zu bytes of requests taken)", rss0, rss1, sent);
+	ck_assert_msg(hb_num(s, "lag_max_us") < 500000,
+	    "tick lag reached %lld us: %s", hb_num(s, "lag_max_us"), s);
+	free(buf);
+	hb_close(slow);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sigterm_refuses_new_submits_but_lets_running_jobs_finish)
+{
+	struct hb_proc *p = hb_start("-s", "threads=2",
+	    "-s", "shutdown_grace_ms=10000", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *late;
+	char req[64], buf[64], *line;
+	uint64_t id, t;
+	size_t m;
+
+	id = submit(c, "sleep ms=800");
+	m = hb_mark(p);
+	t = hb_now_ms();
+	hb_signal(p, SIGTERM);
+	hb_expect_log(p, m, "msg=stopping", HB_REPLY_MS);
+	hb_request(c, "SUBMIT primes n=10", "ERR shutting-down");
+	hb_request(c, "PING", "PONG");
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	hb_request(c, req, "JOB ");
+	hb_request(c, "STATS", "STATS ");
+	/* No new work connections are served. */
+	late = hb_try_connect(p->work_addr);
+	if (late != NULL) {
+		hb_sendf(late, "PING\n");
+		line = hb_recv(late, 500);
+		ck_assert_msg(line == NULL, "a connection made while draining "
+		    "got \"%s\"", line);
+		hb_close(late);
+	}
+	result_of(c, id, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ok");
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 5000, "exit took %llu ms",
+	    (unsigned long long)(hb_now_ms() - t));
+	line = hb_expect_log(p, m, "msg=stopped", 0);
+	ck_assert_msg(hb_num(line, "jobs_cancelled") == 0, "%s", line);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sigterm_cancels_jobs_left_after_the_grace_period)
+{
+	struct hb_proc *p = hb_start("-s", "threads=2",
+	    "-s", "shutdown_grace_ms=400", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t ids[6], t;
+	char *line, s[1024];
+	int i, fails = 0, dones = 0, seen[6] = { 0 };
+
+	ids[0] = submit(c, "sleep ms=30000");
+	ids[1] = submit(c, "spin ms=30000");
+	t = hb_now_ms() + 5000;
+	while (hb_num(stats(c, s, sizeof(s)), "busy") != 2) {
+		ck_assert_msg(hb_now_ms() < t, "jobs never ran: %s", s);
+		pause_ms(10);
+	}
+	ids[2] = submit(c, "sleep ms=30000");
+	ids[3] = submit(c, "primes n=10000000000");
+	ids[4] = submit(c, "sleep ms=30000");
+	ids[5] = submit(c, "sleep ms=30000");
+	t = hb_now_ms();
+	hb_signal(p, SIGTERM);
+	/* Every OK gets exactly one outcome before the connection closes. */
+	while ((line = hb_recv(c, HB_EXIT_MS)) != NULL) {
+		unsigned long long id;
+		char r[32];
+
+		if (sscanf(line, "FAIL %llu", &id) == 1) {
+			ck_assert_msg(hb_field(line, "reason", r, sizeof(r)) ==
+			    0 && strcmp(r, "shutdown") == 0,
+			    "expected reason=shutdown: %s", line);
+			fails++;
+		} else if (sscanf(line, "DONE %llu", &id) == 1)
+			dones++;
+		else
+			ck_abort_msg("unexpected line \"%s\"", line);
+		for (i = 0; i < 6; i++)
+			if (ids[i] == id)
+				break;
+		ck_assert_msg(i < 6, "outcome for unknown job: %s", line);
+		ck_assert_msg(seen[i]++ == 0, "second outcome: %s", line);
+	}
+	ck_assert_msg(c->eof, "connection not closed at exit");
+	for (i = 0; i < 6; i++)
+		ck_assert_msg(seen[i] == 1, "job %llu got no outcome",
+		    (unsigned long long)ids[i]);
+	ck_assert_int_eq(fails, 6);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t >= 350 && hb_now_ms() - t < 4000,
+	    "exit %llu ms after SIGTERM with shutdown_grace_ms=400",
+	    (unsigned long long)(hb_now_ms() - t));
+	line = hb_expect_log(p, 0, "msg=stopped", 0);
+	ck_assert_msg(hb_num(line, "jobs_cancelled") == 6,
+	    "expected jobs_cancelled=6: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sigterm_mixes_finished_and_cancelled_jobs_correctly)
+{
+	struct hb_proc *p = hb_start("-s", "threads=2",
+	    "-s", "shutdown_grace_ms=1500", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t longj, shortj[4];
+	char *line;
+	int i;
+
+	longj = submit(c, "sleep ms=30000");
+	for (i = 0; i < 4; i++)
+		shortj[i] = submit(c, "sleep ms=100");
+	hb_signal(p, SIGTERM);
+	for (i = 0; i < 4; i++) {
+		line = outcome(c, shortj[i], 5000);
+		ck_assert_msg(strncmp(line, "DONE ", 5) == 0,
+		    "a queued short job did not finish within grace: %s", line);
+	}
+	expect_fail(c, longj, "shutdown", 5000);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	line = hb_expect_log(p, 0, "msg=stopped", 0);
+	ck_assert_msg(hb_num(line, "jobs_cancelled") == 1,
+	    "expected jobs_cancelled=1: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_every_ok_gets_exactly_one_outcome_under_churn)
+{
+	static const char *const kinds[] = { "primes n=20000", "sleep ms=2",
+	    "spin ms=1", "sha256 rounds=50 seed=x", "sleep ms=200",
+	    "sleep ms=50 timeout_ms=5" };
+	struct hb_proc *p = hb_start("-s", "threads=3", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	enum { N = 300 };
+	static unsigned char seen[N];
+	static uint64_t ids[N];
+	uint64_t id;
+	char *line, req[64];
+	int i, k, outcomes = 0;
+	unsigned long long got;
+
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < N; i++) {
+		hb_sendf(c, "SUBMIT %s\n", kinds[i % 6]);
+		line = hb_await(c, "OK |ERR ", HB_REPLY_MS);
+		ck_assert_msg(strncmp(line, "OK ", 3) == 0, "SUBMIT %d: %s", i,
+		    line);
+		id = strtoull(line + 3, NULL, 10);
+		ck_assert_msg(i == 0 || id > ids[i - 1], "id %llu after %llu",
+		    (unsigned long long)id, (unsigned long long)ids[i - 1]);
+		ids[i] = id;
+		if (i % 7 == 3) {
+			/* Cancel one that may be queued, running or done. */
+			snprintf(req, sizeof(req), "CANCEL %llu",
+			    (unsigned long long)ids[i - 2]);
+			hb_sendf(c, "%s\n", req);
+			hb_await(c, "OK |ERR not-found", HB_REPLY_MS);
+		}
+	}
+	while (outcomes < N) {
+		line = hb_await(c, "DONE |FAIL ", OUTCOME_MS);
+		ck_assert_msg(sscanf(line + 5, "%llu", &got) == 1,
+		    "bad outcome %s", line);
+		for (k = 0; k < N && ids[k] != got; k++)
+			;
+		ck_assert_msg(k < N, "outcome for an unknown job: %s", line);
+		ck_assert_msg(seen[k]++ == 0, "second outcome: %s", line);
+		outcomes++;
+	}
+	ck_assert_msg(hb_recv(c, 200) == NULL, "extra line after all outcomes");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+Suite *
+work_suite(void)
+{
+	Suite *s = suite_create("work");
+	TCase *tc;
+
+	tc = tcase_create("verbs");
+	tcase_add_test(tc, test_ping_is_answered_with_pong);
+	tcase_add_test(tc, test_verbs_are_case_insensitive);
+	tcase_add_test(tc, test_crlf_line_endings_are_accepted);
+	tcase_add_test(tc, test_pipelined_requests_are_answered_in_request_order);
+	tcase_add_test(tc, test_peers_without_peers_is_just_end);
+	tcase_add_test(tc, test_watch_streams_heartbeats_until_unwatch);
+	tcase_add_test(tc, test_help_lists_the_verbs_then_end);
+	tcase_add_test(tc, test_quit_says_bye_then_closes);
+	tcase_add_test(tc,
+	    test_stats_has_every_field_and_counters_follow_outcomes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("jobs");
+	tcase_add_test(tc, test_primes_counts_the_primes_up_to_n);
+	tcase_add_test(tc, test_sha256_applies_the_hash_rounds_times_to_the_seed);
+	tcase_add_test(tc, test_sleep_and_spin_report_ok_and_iterations);
+	tcase_add_test(tc,
+	    test_job_ids_are_positive_and_increasing_across_connections);
+	tcase_add_test(tc, test_unknown_kind_is_unknown_kind);
+	tcase_add_test(tc,
+	    test_bad_arguments_are_bad_arg_and_the_connection_stays_usable);
+	tcase_add_test(tc,
+	    test_every_kind_fails_with_timeout_when_timeout_ms_passes);
+	tcase_add_test(tc, test_job_max_ms_is_the_deadline_without_timeout_ms);
+	tcase_add_test(tc, test_cancel_of_queued_job_fails_it_as_cancelled);
+	tcase_add_test(tc, test_cancel_of_running_job_stops_it_promptly);
+	tcase_add_test(tc, test_cancel_of_unknown_or_finished_job_is_not_found);
+	tcase_add_test(tc,
+	    test_status_reports_queued_running_done_and_failed_jobs);
+	tcase_add_test(tc, test_status_remembers_the_last_1024_finished_jobs);
+	tcase_add_test(tc, test_every_ok_gets_exactly_one_outcome_under_churn);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_add_test(tc, test_line_longer_than_max_line_is_refused_and_closed);
+	tcase_add_test(tc,
+	    test_connection_beyond_max_connections_gets_busy_and_is_closed);
+	tcase_add_test(tc, test_submit_beyond_threads_plus_queue_max_is_busy);
+	tcase_add_test(tc,
+	    test_submit_beyond_max_jobs_per_conn_is_too_many_jobs);
+	tcase_add_test(tc,
+	    test_auth_token_allows_only_auth_ping_help_quit_before_auth);
+	tcase_add_test(tc, test_disconnect_drops_only_that_clients_jobs);
+	tcase_add_test(tc,
+	    test_slow_reader_does_not_grow_the_daemon_or_slow_others);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shutdown");
+	tcase_add_test(tc,
+	    test_sigterm_refuses_new_submits_but_lets_running_jobs_finish);
+	tcase_add_test(tc,
+	    test_sigterm_cancels_jobs_left_after_the_grace_period);
+	tcase_add_test(tc,
+	    test_sigterm_mixes_finished_and_cancelled_jobs_correctly);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
 CHECK_MAIN(work_suite)
