@@ -1,0 +1,365 @@
+#!/bin/sh
+# bench/run.sh - heartbeatd and its three anchors, side by side in one run.
+#
+#   bench/run.sh [--quick] [DAEMON...]
+#
+# Builds bench/hbbench.c and the C anchors of shared/anchors into a temporary
+# directory, then for each daemon (heartbeatd, uv_daemon, inline_daemon,
+# seed_asyncio.py; or only those named) in turn:
+#  - starts it with a 10 ms heartbeat to hbbench's peer port and 2 worker
+#    threads (heartbeatd also with an empty config file, HTTP and the
+#    heartbeat log line off, and a 10 s peer timeout, so that a slow ACK from
+#    hbbench cannot make it drop and redial the link mid-measurement);
+#  - lets hbbench measure it: idle and loaded heartbeat lateness, no-op
+#    jobs/s, round trip (see hbbench.c and bench/README.md);
+#  - reads its peak RSS (VmHWM) and stops it with SIGTERM (SIGKILL after
+#    10 s).
+# Then prints one table and the ratios of heartbeatd to each anchor. Figures
+# only: nothing is asserted.
+#
+#   --quick       shorter windows (2 s idle, 3 s loaded, 2 s jobs/s, 1000
+#                 round trips) instead of 3 s, 10 s, 5 s, 2000
+#   HEARTBEATD    the daemon to measure (default build/src/heartbeatd)
+#   ANCHORS       where the anchors' sources are (default ../shared/anchors
+#                 beside the source tree)
+#   BENCH_KEEP=1  keep the temporary directory (logs, raw HB arrivals)
+#
+# A daemon that is missing or does not come up is skipped with a note.
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+idle_s=3 loaded_s=10 tput_s=5 rtt_n=2000
+daemons=
+
+say() { printf '%s\n' "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) idle_s=2 loaded_s=3 tput_s=2 rtt_n=1000 ;;
+	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	heartbeatd|uv_daemon|inline_daemon|seed_asyncio.py) daemons="$daemons $1" ;;
+	*) die "unknown argument: $1 (try --help)" ;;
+	esac
+	shift
+done
+[ -n "$daemons" ] || daemons="heartbeatd uv_daemon inline_daemon seed_asyncio.py"
+
+heartbeatd=${HEARTBEATD:-$top/build/src/heartbeatd}
+anchors=${ANCHORS:-}
+if [ -z "$anchors" ] && [ -f "$top/../shared/anchors/uv_daemon.c" ]; then
+	anchors=$(cd "$top/../shared/anchors" && pwd)
+fi
+if [ -z "$anchors" ] || [ ! -f "$anchors/uv_daemon.c" ]; then
+	die "anchor sources not found (set ANCHORS=DIR)"
+fi
+
+# ---- dependencies, as bootstrap.sh does ------------------------------------
+
+install_packages() {
+	command -v dpkg-query >/dev/null 2>&1 || return 0
+	missing=
+	for p in gcc pkg-config libuv1-dev libevent-dev libssl-dev python3; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q 'ok installed' || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -eq 0 ]; then
+		sudo=
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		sudo="sudo -n"
+	else
+		die "missing packages:$missing; run as root or: apt-get install$missing"
+	fi
+	say "installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq >/dev/null || die "apt-get update failed"
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+		die "apt-get install$missing failed"
+}
+
+install_packages
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hbbench.XXXXXX") || die "mktemp failed"
+dpid='' hpid=''
+cleanup() {
+	[ -n "$dpid" ] && kill -KILL "$dpid" 2>/dev/null
+	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		say "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "building hbbench and the anchors in $tmp"
+cc -O2 -Wall -Wextra -o "$tmp/hbbench" "$top/bench/hbbench.c" ||
+	die "hbbench does not build"
+# shellcheck disable=SC2046
+cc -O2 -o "$tmp/uv_daemon" "$anchors/uv_daemon.c" \
+	$(pkg-config --libs libuv) -lcrypto || say "uv_daemon does not build"
+# shellcheck disable=SC2046
+cc -O2 -o "$tmp/inline_daemon" "$anchors/inline_daemon.c" \
+	$(pkg-config --libs libevent) -lcrypto || say "inline_daemon does not build"
+: >"$tmp/empty.conf"
+
+# ---- one daemon ---------------------------------------------------------------
+
+# Seconds hbbench needs at most: waits for the first HB (10), settles (0.5),
+# measures, drains after the load and after jobs/s (15 each), round trips (30).
+hb_limit=$((10 + 1 + idle_s + loaded_s + 15 + tput_s + 15 + 30 + 10))
+
+# wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+has_port() { grep -q '^peer_port=' "$out" 2>/dev/null; }
+is_ready() { grep -q 'msg=ready' "$log" 2>/dev/null || ! alive "$dpid"; }
+hb_done() { ! alive "$hpid"; }
+gone() { ! alive "$dpid"; }
+
+# run_one NAME COMMAND...: measure one daemon; results go to $tmp/NAME.res.
+run_one() {
+	name=$1
+	shift
+	out=$tmp/$name.out log=$tmp/$name.log res=$tmp/$name.res
+	fifo=$tmp/$name.fifo
+	echo "daemon name=$name" >"$res"
+
+	# hbbench first: it picks the peer port the daemon is told about,
+	# then reads the daemon's work address from the fifo.
+	mkfifo "$fifo" || die "mkfifo failed"
+	exec 3<>"$fifo"
+	"$tmp/hbbench" -w - -I 10 -i "$idle_s" -d "$loaded_s" -T "$tput_s" \
+		-n "$rtt_n" -r "$tmp/$name.raw" <"$fifo" >"$out" 3>&- \
+		2>"$tmp/$name.hbbench.err" &
+	hpid=$!
+	if ! wait_for 5 has_port; then
+		note="hbbench did not start"
+		skip_one
+		return
+	fi
+	port=$(sed -n 's/^peer_port=//p' "$out")
+
+	"$@" -s work_listen=127.0.0.1:0 -s peer_listen=127.0.0.1:0 \
+		-s heartbeat_interval_ms=10 -s threads=2 \
+		-s "peer=bench@127.0.0.1:$port" 2>"$log" 3>&- &
+	dpid=$!
+	wait_for 10 is_ready
+	addr=$(sed -n 's/.*msg=listening service=work addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
+		head -n 1)
+	if ! alive "$dpid" || [ -z "$addr" ] || ! grep -q 'msg=ready' "$log"; then
+		why=$(grep -m 1 -iE 'level=error|error|usage' "$log" 2>/dev/null)
+		[ -n "$why" ] || why=$(tail -n 1 "$log" 2>/dev/null)
+		note="did not come up: $(printf '%s' "$why" | cut -c1-120)"
+		skip_one
+		return
+	fi
+	say "$name: pid $dpid, work $addr, peer port $port"
+	echo "$addr" >&3
+	exec 3>&-
+	wait_for "$hb_limit" hb_done ||
+		say "$name: hbbench still running after ${hb_limit}s; stopping it"
+	kill -KILL "$hpid" 2>/dev/null
+	wait "$hpid" 2>/dev/null
+	hstatus=$?
+	hpid=''
+	[ "$hstatus" -eq 0 ] || echo "note text=hbbench-failed" >>"$res"
+	sed 's/^hbbench: /  hbbench: /' "$tmp/$name.hbbench.err" >&2
+	cat "$out" >>"$res"
+
+	# Peak resident memory over the whole run, then stop it.
+	if alive "$dpid"; then
+		rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$dpid/status" 2>/dev/null)
+		echo "rss kb=${rss:-0}" >>"$res"
+		kill -TERM "$dpid"
+		if ! wait_for 10 gone; then
+			say "$name: no exit 10 s after SIGTERM; SIGKILL"
+			kill -KILL "$dpid" 2>/dev/null
+		fi
+		wait "$dpid"
+		status=$?
+		case $status in
+		0) ;;
+		143) say "$name: killed by SIGTERM (it has no handler)" ;;
+		*) say "$name: exit status $status after SIGTERM" ;;
+		esac
+	else
+		wait "$dpid"
+		say "$name: died during the run (status $?): $(tail -n 1 "$log")"
+		echo "note text=died-during-run" >>"$res"
+	fi
+	dpid=
+	rm -f "$fifo"
+}
+
+skip_one() {
+	say "$name: skipped, $note"
+	echo "note text=skipped" >>"$res"
+	exec 3>&-
+	for p in $dpid $hpid; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	wait_for 5 gone 2>/dev/null
+	for p in $dpid $hpid; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	dpid='' hpid=''
+	rm -f "$fifo"
+}
+
+say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
+	"load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+	"windows: idle ${idle_s}s, loaded ${loaded_s}s, jobs/s ${tput_s}s," \
+	"$rtt_n round trips"
+for d in $daemons; do
+	case $d in
+	heartbeatd)
+		if [ -x "$heartbeatd" ]; then
+			run_one heartbeatd "$heartbeatd" -c "$tmp/empty.conf" \
+				-s http_listen= -s heartbeat_log_ms=0 \
+				-s peer_timeout_ms=10000
+		else
+			say "heartbeatd: skipped, $heartbeatd is not built" \
+				"(set HEARTBEATD=PATH)"
+			echo "daemon name=heartbeatd" >"$tmp/heartbeatd.res"
+			echo "note text=skipped" >>"$tmp/heartbeatd.res"
+		fi
+		;;
+	uv_daemon|inline_daemon)
+		if [ -x "$tmp/$d" ]; then
+			run_one "$d" "$tmp/$d"
+		else
+			say "$d: skipped, it does not build"
+			printf 'daemon name=%s\nnote text=skipped\n' "$d" >"$tmp/$d.res"
+		fi
+		;;
+	seed_asyncio.py)
+		run_one "$d" python3 "$anchors/seed_asyncio.py"
+		;;
+	esac
+done
+
+# ---- the table ----------------------------------------------------------------
+
+say "load average now $(cut -d' ' -f1-3 /proc/loadavg) (other work on the" \
+	"machine shows in every figure)"
+
+files=
+for d in $daemons; do
+	files="$files $tmp/$d.res"
+done
+# shellcheck disable=SC2086
+awk -v idle_s="$idle_s" -v loaded_s="$loaded_s" -v tput_s="$tput_s" \
+    -v rtt_n="$rtt_n" '
+function t(us) {	# a time in microseconds, in a readable unit
+	if (us == "") return "-"
+	us += 0
+	if (us < 1000) return sprintf("%dus", us)
+	if (us < 10000) return sprintf("%.2fms", us / 1000)
+	if (us < 1000000) return sprintf("%.1fms", us / 1000)
+	return sprintf("%.2fs", us / 1000000)
+}
+function rate(r) {
+	if (r == "") return "-"
+	r += 0
+	if (r >= 1000000) return sprintf("%.2fM", r / 1000000)
+	if (r >= 1000) return sprintf("%.1fk", r / 1000)
+	return sprintf("%.0f", r)
+}
+function mb(kb) { return kb == "" ? "-" : sprintf("%.1fMB", kb / 1024) }
+function ratio(a, b) {	# heartbeatd over an anchor
+	if (a == "" || b == "" || b + 0 == 0) return "n/a"
+	return sprintf("x%.3g", a / b)
+}
+$1 == "daemon" { split($2, kv, "="); name = kv[2]; order[++n] = name; next }
+$1 == "note" {
+	split($2, kv, "=")
+	note[name] = note[name] (note[name] == "" ? "" : ", ") kv[2]
+	next
+}
+{
+	for (i = 2; i <= NF; i++) {
+		eq = index($i, "=")
+		v[name, $1 "." substr($i, 1, eq - 1)] = substr($i, eq + 1)
+	}
+}
+END {
+	for (k = 1; k <= n; k++) {
+		d = order[k]
+		if (v[d, "counts.links"] + 0 > 1)
+			note[d] = note[d] (note[d] == "" ? "" : ", ") \
+			    v[d, "counts.links"] " heartbeat links"
+		if (v[d, "counts.err"] + v[d, "counts.fail"] > 0)
+			note[d] = note[d] (note[d] == "" ? "" : ", ") \
+			    (v[d, "counts.err"] + v[d, "counts.fail"]) " ERR/FAIL"
+	}
+	hdr = "%-16s %9s %9s %9s %9s %6s %8s %8s %8s %7s%s\n"
+	printf "\nheartbeat lateness seen by the peer (10 ms interval); " \
+	    "%d threads; idle %ds, loaded %ds\n", 2, idle_s, loaded_s
+	printf hdr, "daemon", "idle p99", "load p50", "load p99", "load max",
+	    "HB/s", "jobs/s", "rtt p50", "rtt p99", "RSS", ""
+	for (k = 1; k <= n; k++) {
+		d = order[k]
+		if (note[d] == "skipped") {
+			printf "%-16s (skipped)\n", d
+			continue
+		}
+		printf hdr, d, t(v[d, "idle.gap_p99_us"]),
+		    t(v[d, "loaded.gap_p50_us"]), t(v[d, "loaded.gap_p99_us"]),
+		    t(v[d, "loaded.gap_max_us"]),
+		    v[d, "loaded.hb_per_s"] == "" ? "-" : v[d, "loaded.hb_per_s"],
+		    rate(v[d, "tput.jobs_per_s"]), t(v[d, "rtt.p50_us"]),
+		    t(v[d, "rtt.p99_us"]), mb(v[d, "rss.kb"]),
+		    note[d] == "" ? "" : "  (" note[d] ")"
+	}
+	printf "\nagainst a fixed schedule (earliest phase), loaded; counts " \
+	    "drift and lost ticks\n"
+	h2 = "%-16s %9s %9s %9s %7s %10s\n"
+	printf h2, "daemon", "p50", "p99", "max", "missed", "read p99"
+	for (k = 1; k <= n; k++) {
+		d = order[k]
+		if (v[d, "loaded.hb"] == "")
+			continue
+		printf h2, d, t(v[d, "loaded.sched_p50_us"]),
+		    t(v[d, "loaded.sched_p99_us"]), t(v[d, "loaded.sched_max_us"]),
+		    v[d, "loaded.missed"], t(v[d, "loaded.read_p99_us"])
+	}
+	h = "heartbeatd"
+	printf "\nheartbeatd / anchor (lateness, rtt, RSS: lower is better; " \
+	    "jobs/s: higher is better)\n"
+	if (!((h, "idle.hb") in v)) {
+		print "  none: heartbeatd did not run"
+		exit
+	}
+	for (k = 1; k <= n; k++) {
+		d = order[k]
+		if (d == h)
+			continue
+		if (note[d] == "skipped") {
+			printf "  vs %-16s (skipped)\n", d
+			continue
+		}
+		printf "  vs %-16s load p99 %s  load max %s  idle p99 %s  " \
+		    "jobs/s %s  rtt p50 %s  RSS %s\n", d,
+		    ratio(v[h, "loaded.gap_p99_us"], v[d, "loaded.gap_p99_us"]),
+		    ratio(v[h, "loaded.gap_max_us"], v[d, "loaded.gap_max_us"]),
+		    ratio(v[h, "idle.gap_p99_us"], v[d, "idle.gap_p99_us"]),
+		    ratio(v[h, "tput.jobs_per_s"], v[d, "tput.jobs_per_s"]),
+		    ratio(v[h, "rtt.p50_us"], v[d, "rtt.p50_us"]),
+		    ratio(v[h, "rss.kb"], v[d, "rss.kb"])
+	}
+}' $files
