@@ -12,9 +12,17 @@
 #define _GNU_SOURCE	/* timegm */
 #endif
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
+#include <netinet/in.h>
+
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1065,6 +1073,395 @@ START_TEST(test_sighup_changing_a_listen_address_logs_restart_needed)
 }
 END_TEST
 
+START_TEST(test_check_config_derives_peer_timeout_from_the_interval)
+{
+	struct hb_proc *p = hb_spawn_daemon("-t", "-s",
+	    "heartbeat_interval_ms=200", NULL);
+	char *line;
+
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	line = strstr(p->out, "peer_timeout_ms");
+	ck_assert_msg(line != NULL, "no peer_timeout_ms:\n%s", p->out);
+	ck_assert_msg(strncmp(line + strcspn(line, "0123456789"), "600\n", 4)
+	    == 0, "peer_timeout_ms is not 3 x 200:\n%s", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_set_peer_accumulates_in_effective_config)
+{
+	char *path = hb_tmpfile("peer = one@127.0.0.1:9001\n");
+	struct hb_proc *p = hb_spawn_daemon("-t", "-c", path,
+	    "-s", "peer=two@127.0.0.1:9002", "-s", "peer=127.0.0.1:9003", NULL);
+
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(strstr(p->out, "127.0.0.1:9001") != NULL &&
+	    strstr(p->out, "two@127.0.0.1:9002") != NULL &&
+	    strstr(p->out, "127.0.0.1:9003") != NULL,
+	    "peers from the file and two -s do not all appear:\n%s", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_ipv6_listen_address_is_logged_in_brackets)
+{
+	struct sockaddr_in6 sin6;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) ==
+	    -1) {
+		/* No IPv6 loopback on this machine: nothing to test. */
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	close(fd);
+	p = hb_start("-s", "work_listen=[::1]:0", NULL);
+	ck_assert_msg(strncmp(p->work_addr, "[::1]:", 6) == 0 &&
+	    strcmp(p->work_addr, "[::1]:0") != 0,
+	    "IPv6 work addr logged as \"%s\"", p->work_addr);
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_a_stall_shows_in_the_lag_figures)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK,
+	    "-s", "heartbeat_log_ms=50", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	size_t m;
+
+	hb_expect_log(p, 0, "msg=heartbeat", 3000);
+	hb_signal(p, SIGSTOP);
+	/* The stall is the stimulus: 600 ms, twelve ticks. */
+	poll(NULL, 0, 600);
+	m = hb_mark(p);
+	hb_signal(p, SIGCONT);
+	line = hb_expect_log(p, m, "msg=heartbeat", 3000);
+	ck_assert_msg(hb_num(line, "lag_max_us") >= 400000,
+	    "a 600 ms stall gave lag_max_us=%lld: %s",
+	    hb_num(line, "lag_max_us"), line);
+	line = hb_request(c, "STATS", "STATS ");
+	ck_assert_msg(hb_num(line, "lag_max_us") >= 400000,
+	    "STATS after a 600 ms stall: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_pool_mode_inline_warns_and_still_runs_jobs)
+{
+	struct hb_proc *p = hb_start("-s", "pool_mode=inline", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+
+	line = hb_expect_log(p, 0, "level=warn inline", 0);
+	(void)line;
+	hb_request(c, "SUBMIT primes n=10", "OK ");
+	line = hb_await(c, "DONE |FAIL ", HB_REPLY_MS);
+	ck_assert_msg(hb_line_has(line, "result=4"), "inline primes: %s",
+	    line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+/* Nice values of the threads of pid: count those equal to want. */
+static int
+threads_with_nice(pid_t pid, int want, int *ntasks)
+{
+	char path[512], buf[1024];
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+	int n = 0, nice, i;
+	char *s;
+
+	*ntasks = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
+		    de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(buf, sizeof(buf), f) != NULL &&
+		    (s = strrchr(buf, ')')) != NULL) {
+			/* Fields after comm: state is 3, nice is 19. */
+			for (i = 3; i <= 19 && s != NULL; i++)
+				s = strchr(s + 1, ' ');
+			if (s != NULL && sscanf(s, " %d", &nice) == 1) {
+				(*ntasks)++;
+				if (nice == want)
+					n++;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_worker_threads_run_at_worker_nice)
+{
+	struct hb_proc *p = hb_start("-s", "threads=3", "-s", "worker_nice=7",
+	    NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	int base = getpriority(PRIO_PROCESS, 0), n, tasks, i;
+	char *line;
+
+	/* Make sure every worker has run once. */
+	for (i = 0; i < 3; i++)
+		hb_request(c, "SUBMIT sleep ms=200", "OK ");
+	for (i = 0; i < 3; i++)
+		hb_await(c, "DONE ", HB_REPLY_MS);
+	n = threads_with_nice(p->pid, base + 7, &tasks);
+	ck_assert_msg(n >= 3, "%d of %d threads at nice %d (worker_nice=7)",
+	    n, tasks, base + 7);
+	ck_assert_msg(threads_with_nice(p->pid, base, &tasks) >= 1,
+	    "no thread left at the loop's nice %d", base);
+	line = hb_request(c, "STATS", "STATS ");
+	ck_assert_int_eq(hb_num(line, "threads"), 3);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_socket_activation_serves_the_passed_listeners)
+{
+	char waddr[64], paddr[64], haddr[64], *body;
+	int fds[3];
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", NULL };
+	int st, i;
+
+	fds[0] = hb_listen(waddr, sizeof(waddr));
+	fds[1] = hb_listen(paddr, sizeof(paddr));
+	fds[2] = hb_listen(haddr, sizeof(haddr));
+	ck_assert(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
+	memset(&o, 0, sizeof(o));
+	o.fds = fds;
+	o.nfds = 3;
+	o.fdnames = "work:peer:http";
+	p = hb_spawn_opts(argv[0], argv, &o);
+	for (i = 0; i < 3; i++)
+		close(fds[i]);
+	if (hb_wait_ready(p, HB_READY_MS) == -1) {
+		hb_dump(p, "socket activation");
+		ck_abort_msg("not ready with LISTEN_FDS=3");
+	}
+	ck_assert_msg(strcmp(p->work_addr, waddr) == 0,
+	    "work listens on %s, not the passed %s", p->work_addr, waddr);
+	ck_assert_msg(strcmp(p->peer_addr, paddr) == 0,
+	    "peer listens on %s, not the passed %s", p->peer_addr, paddr);
+	c = hb_connect(waddr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	c = hb_connect(paddr);
+	hb_sendf(c, "HELLO qa 1\n");
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	hb_close(c);
+	st = hb_http_get(haddr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 200, "GET /healthz on the passed socket: %d", st);
+	free(body);
+	hb_free(p);
+}
+END_TEST
+
+/* A unix datagram socket for NOTIFY_SOCKET; its path in path. */
+static int
+notify_socket(char *path, size_t len)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	snprintf(path, len, "/tmp/hbnotify.%d.%llu", (int)getpid(),
+	    (unsigned long long)hb_now_ms());
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0,
+	    "bind %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Wait for a datagram containing the line want; 0 if it came. */
+static int
+notify_wait(int fd, const char *want, int timeout_ms, char *got,
+    size_t gotlen)
+{
+	uint64_t deadline = hb_now_ms() + (uint64_t)timeout_ms;
+	struct pollfd pfd;
+	char buf[4096];
+	ssize_t n;
+	int left;
+
+	got[0] = '\0';
+	for (;;) {
+		left = (int)(deadline > hb_now_ms() ? deadline - hb_now_ms() :
+		    0);
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (left == 0 || poll(&pfd, 1, left) <= 0)
+			return -1;
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		snprintf(got + strlen(got), gotlen - strlen(got), "[%s]", buf);
+		for (char *l = strtok(buf, "\n"); l != NULL;
+		    l = strtok(NULL, "\n"))
+			if (strcmp(l, want) == 0)
+				return 0;
+	}
+}
+
+START_TEST(test_notify_socket_gets_ready_and_stopping)
+{
+	char path[108], env[160], got[8192];
+	const char *envv[] = { env, NULL };
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", NULL };
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	int fd = notify_socket(path, sizeof(path));
+
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	memset(&o, 0, sizeof(o));
+	o.env = envv;
+	p = hb_spawn_opts(argv[0], argv, &o);
+	ck_assert_msg(notify_wait(fd, "READY=1", HB_READY_MS, got,
+	    sizeof(got)) == 0, "no READY=1 on NOTIFY_SOCKET; got %s", got);
+	ck_assert_msg(hb_wait_line(p, 0, "msg=ready", HB_REPLY_MS) != NULL,
+	    "READY=1 without msg=ready");
+	hb_signal(p, SIGTERM);
+	ck_assert_msg(notify_wait(fd, "STOPPING=1", HB_EXIT_MS, got,
+	    sizeof(got)) == 0, "no STOPPING=1 on NOTIFY_SOCKET; got %s", got);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	close(fd);
+	unlink(path);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_watchdog_is_pinged_every_half_watchdog_usec)
+{
+	char path[108], env[160], got[8192];
+	const char *envv[] = { env, "WATCHDOG_USEC=400000", NULL };
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", "-s", FAST_TICK, NULL };
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	int fd = notify_socket(path, sizeof(path)), i;
+	uint64_t t, prev;
+
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	memset(&o, 0, sizeof(o));
+	o.env = envv;
+	p = hb_spawn_opts(argv[0], argv, &o);
+	ck_assert_msg(hb_wait_ready(p, HB_READY_MS) == 0, "not ready");
+	ck_assert_msg(notify_wait(fd, "WATCHDOG=1", 1000, got, sizeof(got)) ==
+	    0, "no WATCHDOG=1 within 1 s with WATCHDOG_USEC=400000; got %s",
+	    got);
+	prev = hb_now_ms();
+	for (i = 0; i < 6; i++) {
+		ck_assert_msg(notify_wait(fd, "WATCHDOG=1", 1000, got,
+		    sizeof(got)) == 0, "WATCHDOG=1 stopped; got %s", got);
+		t = hb_now_ms();
+		ck_assert_msg(t - prev <= 200 + 150,
+		    "%llu ms between WATCHDOG=1 (WATCHDOG_USEC/2 is 200 ms)",
+		    (unsigned long long)(t - prev));
+		prev = t;
+	}
+	close(fd);
+	unlink(path);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_metrics_count_jobs_by_kind_and_outcome)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", "-s", "queue_max=0",
+	    NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line, *body, req[64];
+	unsigned long long id;
+	int st;
+
+	hb_request(c, "SUBMIT primes n=10", "OK ");
+	hb_await(c, "DONE ", HB_REPLY_MS);
+	hb_request(c, "SUBMIT spin ms=5000 timeout_ms=20", "OK ");
+	line = hb_await(c, "FAIL ", HB_REPLY_MS);
+	ck_assert_msg(hb_line_has(line, "reason=timeout"), "%s", line);
+	line = hb_request(c, "SUBMIT sleep ms=20000", "OK ");
+	id = strtoull(line + 3, NULL, 10);
+	hb_request(c, "SUBMIT sleep ms=1", "ERR busy");
+	snprintf(req, sizeof(req), "CANCEL %llu", id);
+	hb_request(c, req, "OK ");
+	line = hb_await(c, "FAIL ", HB_REPLY_MS);
+	ck_assert_msg(hb_line_has(line, "reason=cancelled"), "%s", line);
+
+	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
+	ck_assert_int_eq(st, 200);
+	ck_assert_msg(metric(body, "heartbeatd_jobs_submitted_total",
+	    "kind=\"spin\"") == 1, "submitted{spin}:\n%s", body);
+	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
+	    "kind=\"primes\",outcome=\"done\"") == 1,
+	    "finished{primes,done}:\n%s", body);
+	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
+	    "kind=\"spin\",outcome=\"timeout\"") == 1,
+	    "finished{spin,timeout}:\n%s", body);
+	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
+	    "kind=\"sleep\",outcome=\"cancelled\"") == 1,
+	    "finished{sleep,cancelled}:\n%s", body);
+	ck_assert_msg(metric(body, "heartbeatd_jobs_rejected_total",
+	    "reason=\"busy\"") == 1, "rejected{busy}:\n%s", body);
+	ck_assert_msg(metric(body, "heartbeatd_pool_busy", NULL) == 0 &&
+	    metric(body, "heartbeatd_queue_depth", NULL) == 0,
+	    "pool_busy/queue_depth not 0 when idle:\n%s", body);
+	free(body);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sighup_switches_the_log_format)
+{
+	char *path = config_with("heartbeat_log_ms = 50\n");
+	struct hb_proc *p = start_with_file(path);
+	size_t m;
+
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nheartbeat_log_ms = 50\n"
+	    "log_format = json\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "{ msg=heartbeat", 3000);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1087,6 +1484,9 @@ daemon_suite(void)
 	tcase_add_test(tc, test_missing_explicit_config_file_exits_one_naming_it);
 	tcase_add_test(tc, test_bad_set_value_exits_one_naming_the_key);
 	tcase_add_test(tc, test_port_in_use_exits_two_with_a_clear_message);
+	tcase_add_test(tc,
+	    test_check_config_derives_peer_timeout_from_the_interval);
+	tcase_add_test(tc, test_set_peer_accumulates_in_effective_config);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("logging");
@@ -1098,6 +1498,10 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields);
 	tcase_add_test(tc, test_heartbeat_log_ms_zero_writes_no_heartbeat_lines);
+	tcase_add_test(tc, test_ipv6_listen_address_is_logged_in_brackets);
+	tcase_add_test(tc, test_a_stall_shows_in_the_lag_figures);
+	tcase_add_test(tc, test_pool_mode_inline_warns_and_still_runs_jobs);
+	tcase_add_test(tc, test_worker_threads_run_at_worker_nice);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("signals");
@@ -1109,12 +1513,17 @@ daemon_suite(void)
 	tcase_add_test(tc, test_sighup_with_broken_config_keeps_the_old_one);
 	tcase_add_test(tc,
 	    test_sighup_changing_a_listen_address_logs_restart_needed);
+	tcase_add_test(tc, test_sighup_switches_the_log_format);
+	tcase_add_test(tc, test_socket_activation_serves_the_passed_listeners);
+	tcase_add_test(tc, test_notify_socket_gets_ready_and_stopping);
+	tcase_add_test(tc, test_watchdog_is_pinged_every_half_watchdog_usec);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
 	tcase_add_test(tc, test_metrics_endpoint_exports_every_documented_metric);
 	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
 	tcase_add_test(tc, test_healthz_is_503_draining_during_shutdown);
+	tcase_add_test(tc, test_metrics_count_jobs_by_kind_and_outcome);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -77,7 +77,7 @@ static char *
 expect_peer_event(struct hb_proc *p, size_t from, const char *event,
     const char *name, int timeout_ms)
 {
-	char pat[128];
+	char pat[256];
 
 	snprintf(pat, sizeof(pat), "msg=%s peer=%s", event, name);
 	return hb_expect_log(p, from, pat, timeout_ms);

@@ -847,7 +847,7 @@ END_TEST
 START_TEST(test_submit_beyond_max_jobs_per_conn_is_too_many_jobs)
 {
 	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=2",
-	    "-s", "threads=2", NULL);
+	    "-s", "threads=3", NULL);
 	struct hb_conn *c = hb_connect(p->work_addr);
 	struct hb_conn *d = hb_connect(p->work_addr);
 	char req[64];

@@ -170,8 +170,37 @@ drain_fd(int *fd, char **buf, size_t *len, size_t *cap)
 	}
 }
 
+/* In the child: move the inherited sockets to 3.. and say so. */
+static void
+child_setup(const struct hb_spawn_opts *o)
+{
+	char buf[32];
+	int i, hi[64];
+
+	if (o == NULL)
+		return;
+	for (i = 0; o->env != NULL && o->env[i] != NULL; i++)
+		putenv((char *)o->env[i]);
+	if (o->nfds <= 0 || o->nfds > 64)
+		return;
+	/* Out of the way first, so that no fd overwrites another. */
+	for (i = 0; i < o->nfds; i++)
+		hi[i] = fcntl(o->fds[i], F_DUPFD, 100);
+	for (i = 0; i < o->nfds; i++) {
+		dup2(hi[i], 3 + i);
+		close(hi[i]);
+	}
+	snprintf(buf, sizeof(buf), "%d", o->nfds);
+	setenv("LISTEN_FDS", buf, 1);
+	snprintf(buf, sizeof(buf), "%d", (int)getpid());
+	setenv("LISTEN_PID", buf, 1);
+	if (o->fdnames != NULL)
+		setenv("LISTEN_FDNAMES", o->fdnames, 1);
+}
+
 struct hb_proc *
-hb_spawnv(const char *path, char *const argv[])
+hb_spawn_opts(const char *path, char *const argv[],
+    const struct hb_spawn_opts *opts)
 {
 	struct hb_proc *p;
 	int errp[2], outp[2], slot, devnull;
@@ -202,9 +231,12 @@ hb_spawnv(const char *path, char *const argv[])
 		devnull = open("/dev/null", O_RDONLY);
 		if (devnull >= 0)
 			dup2(devnull, STDIN_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
 		dup2(outp[1], STDOUT_FILENO);
 		dup2(errp[1], STDERR_FILENO);
 		signal(SIGPIPE, SIG_DFL);
+		child_setup(opts);
 		execv(path, argv);
 		fprintf(stderr, "harness: exec %s: %s\n", path, strerror(errno));
 		_exit(127);
@@ -217,6 +249,12 @@ hb_spawnv(const char *path, char *const argv[])
 	fcntl(p->outfd, F_SETFL, O_NONBLOCK);
 	procs[slot] = p;
 	return p;
+}
+
+struct hb_proc *
+hb_spawnv(const char *path, char *const argv[])
+{
+	return hb_spawn_opts(path, argv, NULL);
 }
 
 /* Build argv for the daemon from a NULL-terminated list, with a prefix. */
@@ -612,8 +650,8 @@ hb_free(struct hb_proc *p)
 int
 hb_line_has(const char *line, const char *pat)
 {
-	char tok[256], buf[300];
-	const char *t = pat, *e, *eq, *hit;
+	char tok[256], buf[300], *eq;
+	const char *t = pat, *e, *hit;
 	size_t tl;
 	int json = line[0] == '{', ok;
 
@@ -636,23 +674,11 @@ hb_line_has(const char *line, const char *pat)
 			continue;
 		}
 		if (json) {
-			int kl = (int)(eq - tok);
-
-			if (eq[1] == '\0') {
-				snprintf(buf, sizeof(buf), "\"%.*s\":", kl, tok);
-				if (strstr(line, buf) == NULL)
-					return 0;
-				continue;
-			}
-			snprintf(buf, sizeof(buf), "\"%.*s\":\"%s\"", kl, tok,
-			    eq + 1);
-			if (strstr(line, buf) != NULL)
-				continue;
-			snprintf(buf, sizeof(buf), "\"%.*s\":%s", kl, tok,
-			    eq + 1);
-			hit = strstr(line, buf);
-			if (hit == NULL || (hit[strlen(buf)] != ',' &&
-			    hit[strlen(buf)] != '}'))
+			/* Compare the decoded value of the key. */
+			*eq = '\0';
+			ok = hb_field(line, tok, buf, sizeof(buf)) == 0 &&
+			    (eq[1] == '\0' || strcmp(buf, eq + 1) == 0);
+			if (!ok)
 				return 0;
 			continue;
 		}
@@ -708,10 +734,22 @@ hb_field(const char *line, const char *key, char *out, size_t outlen)
 	int json = line[0] == '{';
 
 	if (json) {
-		snprintf(buf, sizeof(buf), "\"%s\":", key);
-		if ((hit = strstr(line, buf)) == NULL)
-			return -1;
-		return copy_value(hit + strlen(buf), out, outlen, 1);
+		/* "key" then optional blanks and ':' (not a value "key"). */
+		snprintf(buf, sizeof(buf), "\"%s\"", key);
+		for (hit = strstr(line, buf); hit != NULL;
+		    hit = strstr(hit + 1, buf)) {
+			const char *v = hit + strlen(buf);
+
+			while (*v == ' ')
+				v++;
+			if (*v != ':')
+				continue;
+			v++;
+			while (*v == ' ')
+				v++;
+			return copy_value(v, out, outlen, 1);
+		}
+		return -1;
 	}
 	for (hit = strstr(line, key); hit != NULL; hit = strstr(hit + 1, key)) {
 		if (hit != line && hit[-1] != ' ')

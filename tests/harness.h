@@ -56,9 +56,19 @@ struct hb_conn {
 	char		 name[HB_ADDR_MAX];
 };
 
+/* What a child gets besides argv: environment and inherited sockets. */
+struct hb_spawn_opts {
+	const char *const *env;		/* "KEY=VALUE", NULL-terminated */
+	const int	*fds;		/* become fds 3.. with LISTEN_FDS, */
+	int		 nfds;		/* LISTEN_PID (the child's own pid) */
+	const char	*fdnames;	/* and LISTEN_FDNAMES, if set */
+};
+
 /* Processes. */
 const char	*hb_daemon_path(void);
 struct hb_proc	*hb_spawnv(const char *path, char *const argv[]);
+struct hb_proc	*hb_spawn_opts(const char *path, char *const argv[],
+		    const struct hb_spawn_opts *);
 struct hb_proc	*hb_spawn_daemon(const char *arg, ...);
 struct hb_proc	*hb_start(const char *arg, ...);
 struct hb_proc	*hb_startv(char *const args[]);
