@@ -74,7 +74,9 @@ run_check() {
 	dir=$1; shift
 	say "make check in $dir"
 	if ! make -C "$dir" -j"$jobs" check "$@" >"$dir.check.log" 2>&1; then
-		grep -E '^(PASS|FAIL|ERROR|XFAIL|XPASS|SKIP):' "$dir.check.log" >&2 || true
+		# no test result at all: the tests did not build; show why
+		grep -E '^(PASS|FAIL|ERROR|XFAIL|XPASS|SKIP):' "$dir.check.log" >&2 ||
+			tail -n 40 "$dir.check.log" >&2
 		for t in $(sed -n 's/^\(FAIL\|ERROR\): \([^ ]*\).*/\2/p' "$dir.check.log"); do
 			say "---- $dir/$t.log"
 			cat "$dir/$t.log" >&2 || true
