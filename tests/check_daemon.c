@@ -403,6 +403,63 @@ valid_ts(const char *ts, char *why, size_t whylen)
 	return 1;
 }
 
+/*
+ * Is line strict logfmt: key=value fields separated by single spaces, keys
+ * [a-z0-9_], values bare (no blank, quote or '=') or quoted with \" and
+ * \\ escapes? why gets the offending position.
+ */
+static int
+logfmt_line(const char *line, char *why, size_t whylen)
+{
+	const char *s = line, *k;
+
+	while (*s != '\0') {
+		for (k = s; (*s >= 'a' && *s <= 'z') || (*s >= '0' &&
+		    *s <= '9') || *s == '_'; s++)
+			;
+		if (s == k || *s != '=') {
+			snprintf(why, whylen, "bad key at %d", (int)(k - line));
+			return 0;
+		}
+		s++;
+		if (*s == '"') {
+			for (s++; *s != '"'; s++) {
+				if (*s == '\0' || (unsigned char)*s < 0x20) {
+					snprintf(why, whylen, "bad quoted value "
+					    "at %d", (int)(s - line));
+					return 0;
+				}
+				if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+					s++;
+			}
+			s++;
+		} else {
+			while (*s != '\0' && *s != ' ') {
+				if (*s == '"' || *s == '=' ||
+				    (unsigned char)*s < 0x20) {
+					snprintf(why, whylen, "bad bare value at "
+					    "%d", (int)(s - line));
+					return 0;
+				}
+				s++;
+			}
+		}
+		if (*s == ' ') {
+			s++;
+			if (*s == '\0' || *s == ' ') {
+				snprintf(why, whylen, "stray blank at %d",
+				    (int)(s - line));
+				return 0;
+			}
+		} else if (*s != '\0') {
+			snprintf(why, whylen, "no blank after value at %d",
+			    (int)(s - line));
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* Check ts, level and msg on every complete line of the log. */
 static void
 check_common_fields(const struct hb_proc *p)
@@ -418,6 +475,8 @@ check_common_fields(const struct hb_proc *p)
 		line = strndup(s, (size_t)(nl - s));
 		s = nl + 1;
 		n++;
+		ck_assert_msg(line[0] == '{' || logfmt_line(line, why,
+		    sizeof(why)), "not logfmt (%s): %s", why, line);
 		ck_assert_msg(hb_field(line, "ts", ts, sizeof(ts)) == 0,
 		    "line without ts: %s", line);
 		ck_assert_msg(valid_ts(ts, why, sizeof(why)),
@@ -1462,6 +1521,101 @@ START_TEST(test_sighup_switches_the_log_format)
 }
 END_TEST
 
+START_TEST(test_logfmt_validator_rejects_malformed_lines)
+{
+	char why[64];
+
+	ck_assert(logfmt_line("ts=1 level=info msg=x reason=\"a \\\"b\\\" c\"",
+	    why, sizeof(why)));
+	ck_assert(logfmt_line("a= b=1", why, sizeof(why)));
+	ck_assert(!logfmt_line("msg=two words", why, sizeof(why)));
+	ck_assert(!logfmt_line("msg=\"open", why, sizeof(why)));
+	ck_assert(!logfmt_line("msg=x  level=y", why, sizeof(why)));
+	ck_assert(!logfmt_line("Msg=x", why, sizeof(why)));
+	ck_assert(!logfmt_line("msg=a=b", why, sizeof(why)));
+	ck_assert(!logfmt_line("msg=\"x\"y", why, sizeof(why)));
+}
+END_TEST
+
+START_TEST(test_config_errors_in_a_reload_are_quoted_logfmt)
+{
+	char *path = config_with("heartbeat_log_ms = 0\n");
+	struct hb_proc *p = start_with_file(path);
+	size_t m;
+
+	hb_write_file(path, "log_level = \"very loud\" please\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reload-failed", HB_REPLY_MS);
+	hb_write_file(path, "this line has no equals sign\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reload-failed", HB_REPLY_MS);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	check_common_fields(p);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_accepts_comments_blanks_and_spacing)
+{
+	char *path = hb_tmpfile("# heartbeatd test config\n\n"
+	    "   threads=2\n\tqueue_max   =   9   \n  # indented comment\n"
+	    "node_name = spaced-node\n\n");
+	struct hb_proc *p = hb_spawn_daemon("-t", "-c", path, NULL);
+	char *l;
+
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	l = strstr(p->out, "queue_max");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"), "9\n",
+	    2) == 0, "queue_max is not 9:\n%s", p->out);
+	l = strstr(p->out, "threads");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"), "2\n",
+	    2) == 0, "threads is not 2:\n%s", p->out);
+	ck_assert_msg(strstr(p->out, "spaced-node") != NULL, "node_name:\n%s",
+	    p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_rejects_a_line_without_equals_naming_it)
+{
+	char *path = hb_tmpfile("threads = 2\n\nthreads 4\n");
+	struct hb_proc *p = hb_spawn_daemon("-t", "-c", path, NULL);
+	char *text;
+
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	text = all_output(p);
+	ck_assert_msg(strstr(text, path) != NULL && names_line(text, path, 3),
+	    "the error does not name %s line 3: %s", path, text);
+	free(text);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_check_config_without_c_uses_defaults)
+{
+	struct hb_proc *p = hb_spawn_daemon("-t", NULL);
+	char *l;
+
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	l = strstr(p->out, "work_listen");
+	ck_assert_msg(l != NULL && strstr(l, "127.0.0.1:7070") != NULL,
+	    "default work_listen is not 127.0.0.1:7070:\n%s", p->out);
+	l = strstr(p->out, "heartbeat_interval_ms");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
+	    "1000\n", 5) == 0, "default heartbeat_interval_ms:\n%s", p->out);
+	l = strstr(p->out, "peer_timeout_ms");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
+	    "3000\n", 5) == 0, "default peer_timeout_ms:\n%s", p->out);
+	l = strstr(p->out, "shutdown_grace_ms");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
+	    "10000\n", 6) == 0, "default shutdown_grace_ms:\n%s", p->out);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1487,6 +1641,10 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_check_config_derives_peer_timeout_from_the_interval);
 	tcase_add_test(tc, test_set_peer_accumulates_in_effective_config);
+	tcase_add_test(tc, test_check_config_accepts_comments_blanks_and_spacing);
+	tcase_add_test(tc,
+	    test_check_config_rejects_a_line_without_equals_naming_it);
+	tcase_add_test(tc, test_check_config_without_c_uses_defaults);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("logging");
@@ -1494,6 +1652,8 @@ daemon_suite(void)
 	tcase_add_test(tc, test_http_listen_empty_turns_http_off);
 	tcase_add_test(tc, test_every_log_line_has_utc_timestamp_level_and_msg);
 	tcase_add_test(tc, test_json_validator_rejects_malformed_input);
+	tcase_add_test(tc, test_logfmt_validator_rejects_malformed_lines);
+	tcase_add_test(tc, test_config_errors_in_a_reload_are_quoted_logfmt);
 	tcase_add_test(tc, test_json_log_format_gives_one_valid_object_per_line);
 	tcase_add_test(tc,
 	    test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields);

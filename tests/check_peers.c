@@ -559,6 +559,179 @@ START_TEST(test_stalled_node_blames_itself_not_its_healthy_peer)
 }
 END_TEST
 
+START_TEST(test_rtt_reflects_a_slow_peers_ack_delay)
+{
+	char addr[64], arg[160], line[512], *hb;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f, *c;
+	unsigned long long seq = 0, s1, t1;
+	long long rtt;
+	int i;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "slow", addr), NULL);
+	f = fake_accept(lfd, "a");
+	for (i = 0; i < 5; i++) {
+		hb = fake_hb(f, &seq, 0);
+		ck_assert(sscanf(hb, "HB %llu %llu", &s1, &t1) == 2);
+		/* The delay is the stimulus: answer 60 ms late. */
+		poll(NULL, 0, 60);
+		hb_sendf(f, "ACK %llu %llu\n", s1, t1);
+	}
+	expect_peer_event(a, 0, "peer-up", "slow", HB_REPLY_MS);
+	c = hb_connect(a->work_addr);
+	peer_line(c, "slow", line, sizeof(line));
+	rtt = hb_num(line, "rtt_us");
+	ck_assert_msg(rtt >= 60000 && rtt < 60000 + SLACK_MS * 1000,
+	    "ACKs 60 ms late but rtt_us=%lld: %s", rtt, line);
+	hb_close(c);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_late_acks_make_a_peer_suspect_but_not_down)
+{
+	char addr[64], arg[160], line[512], *hb;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f, *c;
+	unsigned long long seq = 0, s1, t1, held[16][2];
+	int i, nheld = 0;
+	uint64_t t0;
+	size_t m;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "lazy", addr), NULL);
+	f = fake_accept(lfd, "a");
+	for (i = 0; i < 3; i++)
+		fake_hb(f, &seq, 1);
+	expect_peer_event(a, 0, "peer-up", "lazy", HB_REPLY_MS);
+	m = hb_mark(a);
+	/* Hold the ACKs until a says suspect (well before the timeout). */
+	t0 = hb_now_ms();
+	while (hb_wait_line(a, m, "msg=peer-suspect peer=lazy", 0) == NULL) {
+		ck_assert_msg(hb_now_ms() - t0 < TIMEOUT_MS + SLACK_MS,
+		    "no peer-suspect with ACKs held for %llu ms",
+		    (unsigned long long)(hb_now_ms() - t0));
+		hb = hb_recv(f, 10);
+		if (hb != NULL && nheld < 16 &&
+		    sscanf(hb, "HB %llu %llu", &s1, &t1) == 2) {
+			held[nheld][0] = s1;
+			held[nheld++][1] = t1;
+		}
+	}
+	for (i = 0; i < nheld; i++)
+		hb_sendf(f, "ACK %llu %llu\n", held[i][0], held[i][1]);
+	seq = nheld > 0 ? held[nheld - 1][0] : seq;
+	for (i = 0; i < 8; i++)
+		fake_hb(f, &seq, 1);
+	ck_assert_msg(hb_count_lines(a, m, "msg=peer-down") == 0,
+	    "late ACKs made the peer down");
+	c = hb_connect(a->work_addr);
+	peer_line(c, "lazy", line, sizeof(line));
+	ck_assert_msg(hb_line_has(line, "state=up"), "after ACKs resumed: %s",
+	    line);
+	hb_close(c);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_peer_that_closes_at_once_is_not_redialled_in_a_tight_loop)
+{
+	char addr[64], arg[160];
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	uint64_t t0;
+	int n = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "rude", addr), NULL);
+	t0 = hb_now_ms();
+	/* Watch for two seconds: every attempt is accepted and closed. */
+	while (hb_now_ms() - t0 < 2000) {
+		f = hb_accept(lfd, (int)(2000 - (hb_now_ms() - t0)) + 1);
+		if (f == NULL)
+			continue;
+		n++;
+		hb_close(f);
+	}
+	ck_assert_msg(n >= 2, "only %d connection attempts in 2 s", n);
+	ck_assert_msg(n <= 25, "%d connection attempts in 2 s: no backoff", n);
+	hb_expect_no_log(a, 0, "msg=peer-up", 0);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_peer_answering_garbage_to_hello_never_comes_up)
+{
+	char addr[64], arg[160];
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	int i;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "odd", addr), NULL);
+	for (i = 0; i < 2; i++) {
+		f = hb_accept(lfd, UP_MS);
+		ck_assert_msg(f != NULL, "attempt %d never came", i + 1);
+		hb_expect(f, "HELLO a 1", HB_REPLY_MS);
+		hb_sendf(f, "NONSENSE here\nACK 1 1\n");
+		/* The daemon drops this link (maybe after an ERR line). */
+		while (hb_recv(f, HB_REPLY_MS) != NULL)
+			;
+		ck_assert_msg(f->eof, "link kept after a bad WELCOME");
+		hb_close(f);
+	}
+	hb_expect_no_log(a, 0, "msg=peer-up", 0);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_acks_stay_prompt_while_workers_burn_every_cpu)
+{
+	struct hb_proc *a = start_node("a", "threads=4", NULL);
+	struct hb_conn *w = hb_connect(a->work_addr);
+	struct hb_conn *c = hb_connect(a->peer_addr);
+	uint64_t t, worst = 0, total = 0;
+	int i, n = 30;
+	char *line;
+
+	for (i = 0; i < 4; i++)
+		hb_request(w, "SUBMIT spin ms=8000", "OK ");
+	hb_sendf(c, "HELLO probe 1\n");
+	hb_expect(c, "WELCOME a 1", HB_REPLY_MS);
+	for (i = 0; i < n; i++) {
+		t = hb_now_ms();
+		hb_sendf(c, "HB %d %d\n", i + 1, i);
+		line = hb_expect(c, "ACK ", HB_REPLY_MS);
+		t = hb_now_ms() - t;
+		(void)line;
+		total += t;
+		if (t > worst)
+			worst = t;
+		poll(NULL, 0, 20);
+	}
+	ck_assert_msg(worst < 200 && total / (uint64_t)n < 20,
+	    "ACK latency with all workers busy: mean %llu ms, worst %llu ms",
+	    (unsigned long long)(total / (uint64_t)n),
+	    (unsigned long long)worst);
+	line = hb_request(w, "STATS", "STATS ");
+	ck_assert_int_eq(hb_num(line, "busy"), 4);
+	hb_close(c);
+	hb_close(w);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -586,6 +759,12 @@ peers_suite(void)
 	tcase_add_test(tc, test_peer_port_answers_hello_and_echoes_hb_as_ack);
 	tcase_add_test(tc, test_peer_port_refuses_garbage_and_hb_before_hello);
 	tcase_add_test(tc, test_peer_port_closes_an_overlong_line);
+	tcase_add_test(tc, test_rtt_reflects_a_slow_peers_ack_delay);
+	tcase_add_test(tc, test_late_acks_make_a_peer_suspect_but_not_down);
+	tcase_add_test(tc,
+	    test_peer_that_closes_at_once_is_not_redialled_in_a_tight_loop);
+	tcase_add_test(tc, test_peer_answering_garbage_to_hello_never_comes_up);
+	tcase_add_test(tc, test_acks_stay_prompt_while_workers_burn_every_cpu);
 	suite_add_tcase(s, tc);
 	return s;
 }

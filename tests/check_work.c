@@ -16,6 +16,7 @@
 
 #include <sys/socket.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -118,23 +119,32 @@ pause_ms(int ms)
 	poll(NULL, 0, ms);
 }
 
-/* Poll STATS until key reaches value, or fail after timeout_ms. */
+/* Poll STATS until key is value (or at least value), or fail. */
 static void
-await_stat(struct hb_conn *c, const char *key, long long value,
-    int timeout_ms)
+await_stat_cmp(struct hb_conn *c, const char *key, long long value,
+    int at_least, int timeout_ms)
 {
 	uint64_t deadline = hb_now_ms() + (uint64_t)timeout_ms;
 	char buf[1024];
+	long long v;
 
 	for (;;) {
 		stats(c, buf, sizeof(buf));
-		if (hb_num(buf, key) == value)
+		v = hb_num(buf, key);
+		if (v == value || (at_least && v > value))
 			return;
 		if (hb_now_ms() > deadline)
 			ck_abort_msg("STATS %s did not reach %lld in %d ms: %s",
 			    key, value, timeout_ms, buf);
 		pause_ms(20);
 	}
+}
+
+static void
+await_stat(struct hb_conn *c, const char *key, long long value,
+    int timeout_ms)
+{
+	await_stat_cmp(c, key, value, 0, timeout_ms);
 }
 
 START_TEST(test_ping_is_answered_with_pong)
@@ -615,14 +625,14 @@ START_TEST(test_stats_has_every_field_and_counters_follow_outcomes)
 	ck_assert_int_eq(hb_num(s0, "submitted"), 0);
 
 	a = submit(c, "sleep ms=20000");
-	b = submit(c, "primes n=10");
+	b = submit(c, "sleep ms=300");
 	hb_request(c, "SUBMIT primes n=10", "ERR too-many-jobs");
 	result_of(c, b, buf, sizeof(buf));
 	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)a);
 	hb_request(c, req, "OK ");
 	expect_fail(c, a, "cancelled", HB_REPLY_MS);
 	hb_request(c, "SUBMIT primes n=-1", "ERR bad-arg");
-	await_stat(c, "heartbeats", hb_num(s0, "heartbeats") + 5, 5000);
+	await_stat_cmp(c, "heartbeats", hb_num(s0, "heartbeats") + 5, 1, 5000);
 	stats(c, s1, sizeof(s1));
 	ck_assert_msg(hb_num(s1, "submitted") == 2, "submitted: %s", s1);
 	ck_assert_msg(hb_num(s1, "rejected") == 1, "rejected: %s", s1);
@@ -863,7 +873,7 @@ START_TEST(test_submit_beyond_max_jobs_per_conn_is_too_many_jobs)
 	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)a);
 	hb_request(c, req, "OK ");
 	expect_fail(c, a, "cancelled", HB_REPLY_MS);
-	submit(c, "primes n=5");
+	submit(c, "sleep ms=20000");
 	hb_request(c, "SUBMIT primes n=5", "ERR too-many-jobs");
 	hb_close(c);
 	hb_close(d);
@@ -1026,7 +1036,10 @@ START_TEST(test_sigterm_refuses_new_submits_but_lets_running_jobs_finish)
 	hb_request(c, "PING", "PONG");
 	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
 	hb_request(c, req, "JOB ");
-	hb_request(c, "STATS", "STATS ");
+	line = hb_request(c, "STATS", "STATS ");
+	ck_assert_msg(hb_num(line, "rejected") == 1 &&
+	    hb_num(line, "submitted") == 1,
+	    "a shutting-down SUBMIT is counted as rejected: %s", line);
 	/* No new work connections are served. */
 	late = hb_try_connect(p->work_addr);
 	if (late != NULL) {
@@ -1185,6 +1198,239 @@ START_TEST(test_every_ok_gets_exactly_one_outcome_under_churn)
 }
 END_TEST
 
+START_TEST(test_malformed_ids_and_missing_arguments_are_errors)
+{
+	static const char *const bad[] = { "CANCEL", "CANCEL abc",
+	    "CANCEL -1", "CANCEL 1x", "STATUS", "STATUS 0",
+	    "STATUS 99999999999999999999999", "SUBMIT", "AUTH",
+	    "SUBMIT sleep 10", "SUBMIT sleep =5", NULL };
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++)
+		hb_request(c, bad[i], "ERR ");
+	hb_request(c, "SUBMIT sleep 10", "ERR bad-arg");
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_half_closed_client_still_gets_its_replies)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	hb_sendf(c, "PING\nSTATS\nHELP\n");
+	shutdown(c->fd, SHUT_WR);
+	hb_expect(c, "PONG", HB_REPLY_MS);
+	hb_expect(c, "STATS ", HB_REPLY_MS);
+	while (strcmp(hb_expect(c, "", HB_REPLY_MS), "END") != 0)
+		;
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_status_progress_advances_while_a_job_runs)
+{
+	static const char *const kinds[] = { "spin ms=3000", "sleep ms=3000",
+	    NULL };
+	struct hb_proc *p = hb_start("-s", "threads=2", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], first[256], *line, pbuf[32], *end;
+	double p1, p2;
+	uint64_t id;
+	size_t i;
+
+	for (i = 0; kinds[i] != NULL; i++) {
+		id = submit(c, kinds[i]);
+		snprintf(req, sizeof(req), "STATUS %llu",
+		    (unsigned long long)id);
+		/* Half a second in, then a second later. */
+		pause_ms(500);
+		snprintf(first, sizeof(first), "%s",
+		    hb_request(c, req, "JOB "));
+		pause_ms(1000);
+		line = hb_request(c, req, "JOB ");
+		ck_assert_msg(hb_field(first, "progress", pbuf, sizeof(pbuf))
+		    == 0, "no progress: %s", first);
+		p1 = strtod(pbuf, &end);
+		ck_assert_msg(end != pbuf, "progress not a number: %s", first);
+		ck_assert_msg(hb_field(line, "progress", pbuf, sizeof(pbuf)) ==
+		    0, "no progress: %s", line);
+		p2 = strtod(pbuf, &end);
+		ck_assert_msg(p1 > 0 && p2 > p1,
+		    "%s: progress did not advance: \"%s\" then \"%s\"",
+		    kinds[i], first, line);
+		ck_assert_msg(hb_num(line, "run_us") >= 1000000,
+		    "run_us after 1.5 s: %s", line);
+		snprintf(req, sizeof(req), "CANCEL %llu",
+		    (unsigned long long)id);
+		hb_request(c, req, "OK ");
+		expect_fail(c, id, "cancelled", HB_REPLY_MS);
+	}
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_watch_heartbeats_show_busy_and_queued_jobs)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK, "-s", "threads=1",
+	    NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *w = hb_connect(p->work_addr);
+	uint64_t deadline;
+	char *line;
+
+	submit(c, "sleep ms=20000");
+	submit(c, "sleep ms=20000");
+	hb_request(w, "WATCH", "OK watching");
+	deadline = hb_now_ms() + HB_REPLY_MS;
+	for (;;) {
+		line = hb_expect(w, "HEARTBEAT ", 2000);
+		if (hb_num(line, "busy") == 1 && hb_num(line, "queued") == 1)
+			break;
+		ck_assert_msg(hb_now_ms() < deadline,
+		    "no HEARTBEAT with busy=1 queued=1: %s", line);
+	}
+	hb_close(c);
+	/* The client left: its jobs go, and the heartbeats say so. */
+	deadline = hb_now_ms() + HB_REPLY_MS;
+	for (;;) {
+		line = hb_expect(w, "HEARTBEAT ", 2000);
+		if (hb_num(line, "busy") == 0 && hb_num(line, "queued") == 0)
+			break;
+		ck_assert_msg(hb_now_ms() < deadline,
+		    "jobs of a gone client still counted: %s", line);
+	}
+	hb_close(w);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_many_clients_each_get_only_their_own_outcomes)
+{
+	enum { NC = 20, NJ = 10 };
+	struct hb_proc *p = hb_start("-s", "threads=2", NULL);
+	struct hb_conn *c[NC];
+	static uint64_t ids[NC][NJ];
+	char *line;
+	unsigned long long got;
+	int i, j, k;
+
+	for (i = 0; i < NC; i++)
+		c[i] = hb_connect(p->work_addr);
+	for (j = 0; j < NJ; j++)
+		for (i = 0; i < NC; i++)
+			hb_sendf(c[i], "SUBMIT primes n=%d\n", 1000 + i);
+	for (i = 0; i < NC; i++)
+		for (j = 0; j < NJ; j++)
+			ids[i][j] = strtoull(hb_reply(c[i], "OK ",
+			    HB_REPLY_MS) + 3, NULL, 10);
+	for (i = 0; i < NC; i++) {
+		for (j = 0; j < NJ; j++) {
+			line = hb_await(c[i], "DONE |FAIL ", OUTCOME_MS);
+			ck_assert_msg(sscanf(line, "DONE %llu", &got) == 1,
+			    "client %d: %s", i, line);
+			for (k = 0; k < NJ && ids[i][k] != got; k++)
+				;
+			ck_assert_msg(k < NJ, "client %d got another client's "
+			    "outcome: %s", i, line);
+		}
+		hb_close(c[i]);
+	}
+	hb_free(p);
+}
+END_TEST
+
+/* Open file descriptors of the process. */
+static int
+fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_closed_connections_release_their_descriptors)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr), *x;
+	int before, after = -1, i;
+	uint64_t deadline;
+
+	hb_request(c, "PING", "PONG");
+	before = fd_count(p->pid);
+	for (i = 0; i < 300; i++) {
+		x = hb_connect(i % 3 == 2 ? p->peer_addr : p->work_addr);
+		if (i % 3 == 0)
+			hb_request(x, "PING", "PONG");
+		else if (i % 3 == 1)
+			hb_sendf(x, "SUBMIT sleep ms=5000\n");
+		else
+			hb_sendf(x, "HELLO qa 1\nHB 1 1\n");
+		hb_close(x);
+	}
+	deadline = hb_now_ms() + HB_REPLY_MS;
+	while (hb_now_ms() < deadline) {
+		hb_request(c, "PING", "PONG");
+		after = fd_count(p->pid);
+		if (after <= before)
+			break;
+		pause_ms(20);
+	}
+	ck_assert_msg(after <= before, "descriptors: %d before 300 "
+	    "connections, %d after they closed", before, after);
+	await_stat(c, "connections", 1, HB_REPLY_MS);
+	await_stat(c, "busy", 0, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sigterm_does_not_wait_for_idle_clients)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK,
+	    "-s", "shutdown_grace_ms=20000", NULL);
+	struct hb_conn *a = hb_connect(p->work_addr);
+	struct hb_conn *b = hb_connect(p->work_addr);
+	struct hb_conn *w = hb_connect(p->work_addr);
+	uint64_t t;
+
+	hb_request(a, "PING", "PONG");
+	hb_request(b, "STATS", "STATS ");
+	hb_request(w, "WATCH", "OK watching");
+	t = hb_now_ms();
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 3000, "exit took %llu ms with idle "
+	    "clients", (unsigned long long)(hb_now_ms() - t));
+	hb_expect_eof(a, HB_REPLY_MS);
+	hb_expect_eof(b, HB_REPLY_MS);
+	while (hb_recv(w, HB_REPLY_MS) != NULL)
+		;
+	ck_assert_msg(w->eof, "watcher not closed");
+	hb_close(a);
+	hb_close(b);
+	hb_close(w);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1200,6 +1446,9 @@ work_suite(void)
 	tcase_add_test(tc, test_watch_streams_heartbeats_until_unwatch);
 	tcase_add_test(tc, test_help_lists_the_verbs_then_end);
 	tcase_add_test(tc, test_quit_says_bye_then_closes);
+	tcase_add_test(tc, test_malformed_ids_and_missing_arguments_are_errors);
+	tcase_add_test(tc, test_half_closed_client_still_gets_its_replies);
+	tcase_add_test(tc, test_watch_heartbeats_show_busy_and_queued_jobs);
 	tcase_add_test(tc,
 	    test_stats_has_every_field_and_counters_follow_outcomes);
 	suite_add_tcase(s, tc);
@@ -1223,6 +1472,8 @@ work_suite(void)
 	    test_status_reports_queued_running_done_and_failed_jobs);
 	tcase_add_test(tc, test_status_remembers_the_last_1024_finished_jobs);
 	tcase_add_test(tc, test_every_ok_gets_exactly_one_outcome_under_churn);
+	tcase_add_test(tc, test_status_progress_advances_while_a_job_runs);
+	tcase_add_test(tc, test_many_clients_each_get_only_their_own_outcomes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
@@ -1237,6 +1488,7 @@ work_suite(void)
 	tcase_add_test(tc, test_disconnect_drops_only_that_clients_jobs);
 	tcase_add_test(tc,
 	    test_slow_reader_does_not_grow_the_daemon_or_slow_others);
+	tcase_add_test(tc, test_closed_connections_release_their_descriptors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shutdown");
@@ -1246,6 +1498,7 @@ work_suite(void)
 	    test_sigterm_cancels_jobs_left_after_the_grace_period);
 	tcase_add_test(tc,
 	    test_sigterm_mixes_finished_and_cancelled_jobs_correctly);
+	tcase_add_test(tc, test_sigterm_does_not_wait_for_idle_clients);
 	suite_add_tcase(s, tc);
 	return s;
 }
