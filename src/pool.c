@@ -5,13 +5,21 @@
  *
  * DESIGN
  *
- * Queue. pool_submit (loop thread) appends to a FIFO queue under p->lock
- * and signals p->cond; each worker waits on p->cond, takes the head, moves it
- * to the running list (state RUNNING, t_start set) and runs it with the lock
- * released. A job is accepted while queued + running < threads + queue_max,
- * counted under the same lock that workers take jobs under, so the limit is
- * exact whatever the timing of wake-ups. Jobs start in submission order;
- * with more than one thread they may finish in any order.
+ * Queue. pool_submit (loop thread) stages a job on a list only the loop
+ * touches; publish_ev, at the pool's priority, runs right after the callback
+ * that submitted (libevent runs a higher-priority event before going on with
+ * lower ones) and moves every staged job to the FIFO queue under p->lock in
+ * one splice, waking at most as many idle workers as there are new jobs. So
+ * a client's pipelined burst costs one lock and a few wake-ups, not one of
+ * each per job. Each worker waits on p->cond, takes the head, moves it to the
+ * running list (state RUNNING, t_start set) and runs it with the lock
+ * released; finishing it and taking the next is one lock. A job is accepted
+ * while fewer than threads + queue_max jobs are staged, queued or running
+ * (p->occupied: the loop adds, whoever finishes a job subtracts), so the
+ * limit is exact whatever the timing of wake-ups, and a cancelled queued job
+ * frees its slot at once. Jobs start in submission
+ * order; with more than one thread they may finish in any order. Anything
+ * that looks at the queue (cancel, stats, free) publishes staged jobs first.
  *
  * Ownership. A job belongs to exactly one side at a time: the loop until
  * pool_submit returns 0, then the pool (queue, running list or done list,
@@ -98,10 +106,15 @@ struct pool {
 	struct job_list finished;	/* FINISHED, not yet handed back */
 	unsigned nqueued;
 	unsigned nrunning;
+	unsigned nidle;		/* workers waiting on cond */
 	unsigned queue_max;
 	int stopping;
 	uint64_t wakeups;
 	uint64_t completions;
+
+	struct job_list staged;	/* accepted, not yet published: loop only */
+	_Atomic unsigned occupied;	/* staged, queued or running */
+	struct event *publish_ev;
 
 	int bell[2];		/* [0] read by the loop, [1] written by workers */
 	struct event *bell_ev;
@@ -131,6 +144,7 @@ pool_finish_locked(struct pool *p, struct job *j)
 {
 	int was_empty = TAILQ_EMPTY(&p->finished);
 
+	atomic_fetch_sub(&p->occupied, 1);
 	atomic_store(&j->state, JOB_FINISHED);
 	TAILQ_INSERT_TAIL(&p->finished, j, pool_entry);
 	if (was_empty)
@@ -209,15 +223,25 @@ pool_worker(void *arg)
 	pool_worker_renice(p);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->stopping && TAILQ_EMPTY(&p->queue))
+		while (!p->stopping && TAILQ_EMPTY(&p->queue)) {
+			p->nidle++;
 			pthread_cond_wait(&p->cond, &p->lock);
+			p->nidle--;
+		}
 		if (p->stopping)
 			break;
 		j = pool_take_locked(p);
 		pthread_mutex_unlock(&p->lock);
 		job_run(j);
-		pool_complete(p, j);
 		pthread_mutex_lock(&p->lock);
+		TAILQ_REMOVE(&p->running, j, pool_entry);
+		p->nrunning--;
+		if (pool_finish_locked(p, j)) {
+			/* never hold the lock across a system call */
+			pthread_mutex_unlock(&p->lock);
+			pool_ring(p);
+			pthread_mutex_lock(&p->lock);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -256,6 +280,33 @@ pool_inline_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&p->lock);
 	if (more)
 		pool_later(p->inline_ev);
+}
+
+/* Move every staged job to the queue in one splice; wake idle workers. */
+static void
+pool_publish(struct pool *p)
+{
+	struct job *j;
+	unsigned n = 0, wake;
+
+	if (TAILQ_EMPTY(&p->staged))
+		return;
+	TAILQ_FOREACH(j, &p->staged, pool_entry)
+		n++;
+	pthread_mutex_lock(&p->lock);
+	TAILQ_CONCAT(&p->queue, &p->staged, pool_entry);
+	p->nqueued += n;
+	for (wake = n < p->nidle ? n : p->nidle; wake > 0; wake--)
+		pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (p->inline_ev != NULL)
+		event_active(p->inline_ev, 0, 0);
+}
+
+static void
+pool_publish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pool_publish(arg);
 }
 
 /* The doorbell rang: empty the socket, then hand back finished jobs. */
@@ -388,6 +439,7 @@ pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
 	TAILQ_INIT(&p->queue);
 	TAILQ_INIT(&p->running);
 	TAILQ_INIT(&p->finished);
+	TAILQ_INIT(&p->staged);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 
@@ -409,7 +461,9 @@ pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
 		goto fail;
 	}
 	p->drain_ev = event_new(base, -1, 0, pool_drain_cb, p);
-	if (p->drain_ev == NULL || event_priority_set(p->drain_ev, priority) < 0) {
+	p->publish_ev = event_new(base, -1, 0, pool_publish_cb, p);
+	if (p->drain_ev == NULL || event_priority_set(p->drain_ev, priority) < 0 ||
+	    p->publish_ev == NULL || event_priority_set(p->publish_ev, priority) < 0) {
 		pool_log_fail("drain event", 0);
 		goto fail;
 	}
@@ -458,6 +512,8 @@ pool_free(struct pool *p)
 		event_free(p->bell_ev);
 	if (p->drain_ev != NULL)
 		event_free(p->drain_ev);
+	if (p->publish_ev != NULL)
+		event_free(p->publish_ev);
 	if (p->inline_ev != NULL)
 		event_free(p->inline_ev);
 	if (p->bell[0] >= 0)
@@ -475,21 +531,16 @@ pool_submit(struct pool *p, struct job *j)
 {
 	unsigned slots = p->mode == POOL_MODE_INLINE ? 1 : p->nthreads;
 
-	pthread_mutex_lock(&p->lock);
 	if (p->stopping ||
-	    (uint64_t)p->nqueued + p->nrunning >= (uint64_t)slots + p->queue_max) {
-		pthread_mutex_unlock(&p->lock);
+	    (uint64_t)atomic_load(&p->occupied) >= (uint64_t)slots + p->queue_max)
 		return -1;
-	}
 	if (j->t_submit == 0)
 		j->t_submit = now_ns();
 	atomic_store(&j->state, JOB_QUEUED);
-	TAILQ_INSERT_TAIL(&p->queue, j, pool_entry);
-	p->nqueued++;
-	pthread_cond_signal(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	if (p->inline_ev != NULL)
-		event_active(p->inline_ev, 0, 0);
+	if (TAILQ_EMPTY(&p->staged))
+		event_active(p->publish_ev, EV_TIMEOUT, 0);
+	TAILQ_INSERT_TAIL(&p->staged, j, pool_entry);
+	atomic_fetch_add(&p->occupied, 1);
 	return 0;
 }
 
@@ -498,6 +549,7 @@ pool_cancel(struct pool *p, struct job *j, int reason)
 {
 	int rc = 0, ring = 0;
 
+	pool_publish(p);
 	pthread_mutex_lock(&p->lock);
 	switch (atomic_load(&j->state)) {
 	case JOB_QUEUED:
@@ -522,6 +574,7 @@ pool_cancel_all(struct pool *p, int reason)
 	struct job *j;
 	int ring = 0;
 
+	pool_publish(p);
 	pthread_mutex_lock(&p->lock);
 	while ((j = TAILQ_FIRST(&p->queue)) != NULL)
 		ring |= pool_drop_queued_locked(p, j, reason);
@@ -543,6 +596,7 @@ pool_set_queue_max(struct pool *p, unsigned queue_max)
 void
 pool_stats(struct pool *p, struct pool_stats *out)
 {
+	pool_publish(p);
 	pthread_mutex_lock(&p->lock);
 	out->threads = p->nthreads;
 	out->busy = p->nrunning;
@@ -557,6 +611,7 @@ pool_pending(struct pool *p)
 {
 	unsigned n;
 
+	pool_publish(p);
 	pthread_mutex_lock(&p->lock);
 	n = p->nqueued + p->nrunning;
 	pthread_mutex_unlock(&p->lock);
