@@ -1616,6 +1616,101 @@ START_TEST(test_check_config_without_c_uses_defaults)
 }
 END_TEST
 
+START_TEST(test_sighup_applies_new_limits_and_interval)
+{
+	char *path = config_with("heartbeat_log_ms = 0\n");
+	struct hb_proc *p = start_with_file(path);
+	struct hb_conn *w = hb_connect(p->work_addr);
+	struct hb_conn *c = hb_connect(p->work_addr), *x;
+	char *line;
+	uint64_t t, gap;
+	size_t m;
+	int i;
+
+	hb_request(w, "WATCH", "OK watching");
+	hb_expect(w, "HEARTBEAT ", 2000);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 250\nheartbeat_log_ms = 0\n"
+	    "max_line = 100\nmax_jobs_per_conn = 1\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+
+	/* Limits: a new connection has the new max_line. */
+	x = hb_connect(p->work_addr);
+	hb_sendf(x, "PING %0200d\n", 0);
+	hb_expect(x, "ERR line-too-long", HB_REPLY_MS);
+	hb_close(x);
+	hb_request(c, "SUBMIT sleep ms=20000", "OK ");
+	hb_request(c, "SUBMIT sleep ms=1", "ERR too-many-jobs");
+
+	/* Interval: ticks now come every 250 ms, not 50. */
+	while (w->nlines > 0)
+		hb_recv(w, 0);
+	hb_expect(w, "HEARTBEAT ", 2000);
+	t = hb_now_ms();
+	for (i = 0; i < 2; i++) {
+		line = hb_expect(w, "HEARTBEAT ", 2000);
+		gap = hb_now_ms() - t;
+		t = hb_now_ms();
+		ck_assert_msg(gap >= 180, "HEARTBEAT %llu ms after the last "
+		    "with heartbeat_interval_ms=250: %s",
+		    (unsigned long long)gap, line);
+	}
+	hb_close(c);
+	hb_close(w);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_sighup_changing_threads_logs_restart_needed)
+{
+	char *path = config_with("threads = 2\n");
+	struct hb_proc *p = start_with_file(path);
+	struct hb_conn *c;
+	size_t m;
+
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nthreads = 5\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "threads restart", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	ck_assert_int_eq(hb_num(hb_request(c, "STATS", "STATS "), "threads"),
+	    2);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_set_overrides_survive_a_reload)
+{
+	char *path = config_with("node_name = from-file\n"
+	    "heartbeat_log_ms = 50\n");
+	struct hb_proc *p = hb_spawn_daemon("-c", path,
+	    "-s", "node_name=from-cli", NULL);
+	size_t m;
+
+	ck_assert_msg(hb_wait_ready(p, HB_READY_MS) == 0, "not ready");
+	hb_expect_log(p, 0, "msg=heartbeat node=from-cli", 3000);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "heartbeat_interval_ms = 50\nnode_name = from-file-2\n"
+	    "heartbeat_log_ms = 50\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	m = p->matched;
+	hb_expect_log(p, m, "msg=heartbeat", 3000);
+	ck_assert_msg(hb_count_lines(p, m, "msg=heartbeat node=from-file-2") ==
+	    0 && hb_count_lines(p, m, "msg=heartbeat node=from-cli") > 0,
+	    "-s node_name=from-cli lost on reload");
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1674,6 +1769,9 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_sighup_changing_a_listen_address_logs_restart_needed);
 	tcase_add_test(tc, test_sighup_switches_the_log_format);
+	tcase_add_test(tc, test_sighup_applies_new_limits_and_interval);
+	tcase_add_test(tc, test_sighup_changing_threads_logs_restart_needed);
+	tcase_add_test(tc, test_set_overrides_survive_a_reload);
 	tcase_add_test(tc, test_socket_activation_serves_the_passed_listeners);
 	tcase_add_test(tc, test_notify_socket_gets_ready_and_stopping);
 	tcase_add_test(tc, test_watchdog_is_pinged_every_half_watchdog_usec);

@@ -98,8 +98,9 @@ peer_line(struct hb_conn *c, const char *name, char *out, size_t len)
 			break;
 		ck_assert_msg(strncmp(line, "PEER ", 5) == 0,
 		    "PEERS gave \"%s\"", line);
-		ck_assert_msg(hb_line_has(line, "addr= state= rtt_us= "
-		    "last_ack_ms="), "PEER line lacks fields: %s", line);
+		ck_assert_msg(hb_fields_in_order(line, "addr state rtt_us "
+		    "last_ack_ms"), "not PEER <name> addr= state= rtt_us= "
+		    "last_ack_ms=: %s", line);
 		if (strncmp(line, want, strlen(want)) == 0) {
 			snprintf(out, len, "%s", line);
 			found = 1;
@@ -482,7 +483,8 @@ END_TEST
 START_TEST(test_peer_port_refuses_garbage_and_hb_before_hello)
 {
 	static const char *const bad[] = { "garbage here\n", "HB 1 123\n",
-	    "ACK 1 2\n", "\n", NULL };
+	    "ACK 1 2\n", "\n", "HELLO x 1\nHB abc def\n",
+	    "HELLO x 1\nHB 1\n", "HELLO x 1\nWELCOME x 1\n", NULL };
 	struct hb_proc *a = start_node("a", NULL, NULL);
 	struct hb_conn *c;
 	size_t i;
@@ -490,6 +492,8 @@ START_TEST(test_peer_port_refuses_garbage_and_hb_before_hello)
 	for (i = 0; bad[i] != NULL; i++) {
 		c = hb_connect(a->peer_addr);
 		hb_sendf(c, "%s", bad[i]);
+		if (strncmp(bad[i], "HELLO", 5) == 0)
+			hb_expect(c, "WELCOME ", HB_REPLY_MS);
 		hb_expect(c, "ERR bad-request", HB_REPLY_MS);
 		hb_expect_eof(c, HB_REPLY_MS);
 		hb_close(c);
@@ -732,6 +736,45 @@ START_TEST(test_acks_stay_prompt_while_workers_burn_every_cpu)
 }
 END_TEST
 
+START_TEST(test_reload_moves_a_peer_to_a_new_address)
+{
+	struct hb_proc *b1 = start_node("b1", NULL, NULL);
+	struct hb_proc *b2 = start_node("b2", NULL, NULL);
+	struct hb_proc *a;
+	struct hb_conn *c;
+	char *conf, buf[512], line[512], addr[128], *ev;
+	size_t m;
+
+	snprintf(buf, sizeof(buf), "node_name = a\nheartbeat_interval_ms = "
+	    "%d\npeer_timeout_ms = %d\npeer = b@%s\n", INTERVAL_MS, TIMEOUT_MS,
+	    b1->peer_addr);
+	conf = hb_tmpfile(buf);
+	a = hb_start("-c", conf, NULL);
+	ev = expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	ck_assert_msg(hb_line_has(ev, "addr=") && strstr(ev, b1->peer_addr),
+	    "first link not to b1: %s", ev);
+	snprintf(buf, sizeof(buf), "node_name = a\nheartbeat_interval_ms = "
+	    "%d\npeer_timeout_ms = %d\npeer = b@%s\n", INTERVAL_MS, TIMEOUT_MS,
+	    b2->peer_addr);
+	hb_write_file(conf, buf);
+	m = hb_mark(a);
+	hb_signal(a, SIGHUP);
+	hb_expect_log(a, m, "msg=reloaded", HB_REPLY_MS);
+	ev = expect_peer_event(a, m, "peer-up", "b", UP_MS);
+	ck_assert_msg(hb_field(ev, "addr", addr, sizeof(addr)) == 0 &&
+	    strcmp(addr, b2->peer_addr) == 0, "after reload: %s", ev);
+	c = hb_connect(a->work_addr);
+	peer_line(c, "b", line, sizeof(line));
+	ck_assert_msg(hb_field(line, "addr", addr, sizeof(addr)) == 0 &&
+	    strcmp(addr, b2->peer_addr) == 0, "PEERS after reload: %s", line);
+	ck_assert_int_eq(hb_num(hb_request(c, "STATS", "STATS "), "peers"), 1);
+	hb_close(c);
+	hb_free(a);
+	hb_free(b1);
+	hb_free(b2);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -749,6 +792,7 @@ peers_suite(void)
 	tcase_add_test(tc,
 	    test_two_nodes_peer_each_other_after_a_reload_adds_the_peer);
 	tcase_add_test(tc, test_metrics_show_an_up_peer_and_its_rtt);
+	tcase_add_test(tc, test_reload_moves_a_peer_to_a_new_address);
 	tcase_add_test(tc, test_stalled_node_blames_itself_not_its_healthy_peer);
 	suite_add_tcase(s, tc);
 

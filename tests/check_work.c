@@ -81,6 +81,8 @@ result_of(struct hb_conn *c, uint64_t id, char *buf, size_t len)
 	ck_assert_msg(hb_num(line, "queue_us") >= 0 &&
 	    hb_num(line, "run_us") >= 0,
 	    "DONE without numeric queue_us and run_us: %s", line);
+	ck_assert_msg(hb_fields_in_order(line, "result queue_us run_us"),
+	    "not DONE <id> result= queue_us= run_us=: %s", line);
 	return buf;
 }
 
@@ -370,8 +372,13 @@ START_TEST(test_bad_arguments_are_bad_arg_and_the_connection_stays_usable)
 
 	stats(c, before, sizeof(before));
 	for (i = 0; bad[i] != NULL; i++) {
+		char *line;
+
 		snprintf(req, sizeof(req), "SUBMIT %s", bad[i]);
-		hb_request(c, req, "ERR bad-arg");
+		line = hb_request(c, req, "ERR bad-arg");
+		ck_assert_msg(strncmp(line, "ERR bad-arg ", 12) == 0 &&
+		    line[12] != '\0', "no human text after the code: \"%s\"",
+		    line);
 	}
 	hb_request(c, "PING", "PONG");
 	stats(c, after, sizeof(after));
@@ -509,6 +516,9 @@ START_TEST(test_cancel_of_unknown_or_finished_job_is_not_found)
 	expect_fail(c, id, "timeout", HB_REPLY_MS);
 	snprintf(req, sizeof(req), "CANCEL %llu", (unsigned long long)id);
 	hb_request(c, req, "ERR not-found");
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	ck_assert_msg(hb_line_has(hb_request(c, req, "JOB "), "state=failed"),
+	    "a timed-out job is not state=failed");
 	hb_request(c, "PING", "PONG");
 	hb_close(c);
 	hb_free(p);
@@ -532,6 +542,9 @@ status(struct hb_conn *c, uint64_t id, const char *kind, const char *state)
 	    "fields %s", (unsigned long long)id, line, want);
 	ck_assert_msg(hb_num(line, "queue_us") >= 0 && hb_num(line, "run_us")
 	    >= 0, "queue_us/run_us not numbers: %s", line);
+	ck_assert_msg(hb_fields_in_order(line,
+	    "kind state progress queue_us run_us"),
+	    "not JOB <id> kind= state= progress= queue_us= run_us=: %s", line);
 	return line;
 }
 
@@ -675,6 +688,9 @@ START_TEST(test_watch_streams_heartbeats_until_unwatch)
 		line = hb_expect(c, "HEARTBEAT ", 2000);
 		ck_assert_msg(hb_line_has(line, "seq= lag_us= busy= queued= "
 		    "peers_up="), "HEARTBEAT line lacks fields: %s", line);
+		ck_assert_msg(hb_fields_in_order(line,
+		    "seq lag_us busy queued peers_up"),
+		    "HEARTBEAT fields out of order: %s", line);
 		ck_assert_msg(hb_num(line, "seq") > prev,
 		    "seq did not increase: %s", line);
 		prev = hb_num(line, "seq");
@@ -1431,6 +1447,48 @@ START_TEST(test_sigterm_does_not_wait_for_idle_clients)
 }
 END_TEST
 
+START_TEST(test_a_client_that_reads_late_still_gets_every_outcome)
+{
+	enum { N = 3000 };
+	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=4000", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	static unsigned char seen[N];
+	static uint64_t ids[N];
+	char *batch, *line;
+	unsigned long long got;
+	int i, k, outcomes = 0;
+
+	memset(seen, 0, sizeof(seen));
+	batch = malloc((size_t)N * 24);
+	ck_assert_ptr_nonnull(batch);
+	batch[0] = '\0';
+	for (i = 0; i < N; i++)
+		strcat(batch, "SUBMIT primes n=100\n");
+	ck_assert_int_eq(hb_send(c, batch, strlen(batch)), 0);
+	free(batch);
+	/* Read nothing for a second: the stimulus is the late reader. */
+	pause_ms(1000);
+	for (i = 0; i < N; i++) {
+		line = hb_reply(c, "OK ", OUTCOME_MS);
+		ids[i] = strtoull(line + 3, NULL, 10);
+		ck_assert_msg(i == 0 || ids[i] > ids[i - 1],
+		    "ids out of order: %s", line);
+	}
+	while (outcomes < N) {
+		line = hb_await(c, "DONE |FAIL ", OUTCOME_MS);
+		ck_assert_msg(sscanf(line, "DONE %llu", &got) == 1,
+		    "not DONE: %s", line);
+		for (k = 0; k < N && ids[k] != got; k++)
+			;
+		ck_assert_msg(k < N, "outcome for an unknown job: %s", line);
+		ck_assert_msg(seen[k]++ == 0, "second outcome: %s", line);
+		outcomes++;
+	}
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1489,6 +1547,8 @@ work_suite(void)
 	tcase_add_test(tc,
 	    test_slow_reader_does_not_grow_the_daemon_or_slow_others);
 	tcase_add_test(tc, test_closed_connections_release_their_descriptors);
+	tcase_add_test(tc,
+	    test_a_client_that_reads_late_still_gets_every_outcome);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shutdown");

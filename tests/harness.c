@@ -698,6 +698,42 @@ hb_line_has(const char *line, const char *pat)
 	return 1;
 }
 
+/* Where field key= starts in a logfmt line, or NULL. */
+static const char *
+field_at(const char *line, const char *key)
+{
+	const char *hit;
+	size_t kl = strlen(key);
+
+	for (hit = strstr(line, key); hit != NULL; hit = strstr(hit + 1, key))
+		if ((hit == line || hit[-1] == ' ') && hit[kl] == '=')
+			return hit;
+	return NULL;
+}
+
+int
+hb_fields_in_order(const char *line, const char *keys)
+{
+	char key[64];
+	const char *k = keys, *at, *prev = line;
+	size_t l;
+
+	while (*k != '\0') {
+		l = strcspn(k, " ");
+		if (l == 0 || l >= sizeof(key))
+			return 0;
+		memcpy(key, k, l);
+		key[l] = '\0';
+		k += l;
+		while (*k == ' ')
+			k++;
+		if ((at = field_at(line, key)) == NULL || at < prev)
+			return 0;
+		prev = at;
+	}
+	return 1;
+}
+
 /* Copy a value that may be quoted ("...", with \" and \\) into out. */
 static int
 copy_value(const char *v, char *out, size_t outlen, int json)

@@ -94,6 +94,7 @@ void		 hb_free(struct hb_proc *);
 int		 hb_line_has(const char *line, const char *pat);
 int		 hb_field(const char *line, const char *key, char *out,
 		    size_t outlen);
+int		 hb_fields_in_order(const char *line, const char *keys);
 int		 hb_field_u64(const char *line, const char *key, uint64_t *v);
 long long	 hb_num(const char *line, const char *key);
 
