@@ -596,6 +596,8 @@ pool_set_queue_max(struct pool *p, unsigned queue_max)
 void
 pool_stats(struct pool *p, struct pool_stats *out)
 {
+	struct job *j;
+
 	pool_publish(p);
 	pthread_mutex_lock(&p->lock);
 	out->threads = p->nthreads;
@@ -603,6 +605,9 @@ pool_stats(struct pool *p, struct pool_stats *out)
 	out->queued = p->nqueued;
 	out->wakeups = p->wakeups;
 	out->completions = p->completions;
+	/* workers append to the running list as they start jobs */
+	j = TAILQ_FIRST(&p->running);
+	out->oldest_start_ns = j != NULL ? atomic_load(&j->t_start) : 0;
 	pthread_mutex_unlock(&p->lock);
 }
 

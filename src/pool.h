@@ -27,6 +27,7 @@ struct pool_stats {
 	unsigned queued;	/* jobs waiting */
 	uint64_t wakeups;	/* doorbell bytes written */
 	uint64_t completions;	/* jobs handed back */
+	uint64_t oldest_start_ns;	/* t_start of the longest-running job, 0 = none */
 };
 
 /*

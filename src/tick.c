@@ -86,6 +86,10 @@ tick_log_line(struct tick *t, const struct pool_stats *ps)
 	log_uint(l, "threads", ps->threads);
 	log_uint(l, "busy", ps->busy);
 	log_uint(l, "queued", ps->queued);
+	/* a job may have started after this tick read the clock */
+	log_uint(l, "oldest_job_ms", ps->oldest_start_ns != 0 &&
+	    ps->oldest_start_ns < t->last_ns ?
+	    (t->last_ns - ps->oldest_start_ns) / HB_NS_PER_MS : 0);
 	log_uint(l, "done", metrics_completed_total());
 	log_uint(l, "failed", metrics_failed_total());
 	log_uint(l, "connections", work_connections(d->work));
