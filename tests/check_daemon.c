@@ -1711,6 +1711,162 @@ START_TEST(test_set_overrides_survive_a_reload)
 }
 END_TEST
 
+/* Is s a Prometheus sample value (a float, NaN, +Inf or -Inf)? */
+static int
+prom_value(const char *s, double *v)
+{
+	char *end;
+
+	if (strcmp(s, "NaN") == 0 || strcmp(s, "+Inf") == 0 ||
+	    strcmp(s, "-Inf") == 0) {
+		*v = strcmp(s, "-Inf") == 0 ? -1e308 : 1e308;
+		return 1;
+	}
+	*v = strtod(s, &end);
+	return end != s && *end == '\0';
+}
+
+/*
+ * Check the Prometheus text format: # TYPE before a family's samples,
+ * "name{k="v",...} value" lines, and for each histogram cumulative buckets
+ * with increasing le, ending in +Inf equal to _count. Returns NULL or why.
+ */
+static const char *
+prom_check(const char *body, char *why, size_t whylen)
+{
+	char *text = strdup(body), *line, *save, *sp, name[128], typed[128];
+	char family[128] = "", le[32];
+	double v, lev, prev_bucket = -1, prev_le = -1e308, inf = -1;
+	const char *n, *lab;
+	int histogram = 0;
+	size_t nl;
+
+	typed[0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			if (sscanf(line + 7, "%127s", typed) != 1)
+				goto bad;
+			histogram = strstr(line, " histogram") != NULL;
+			prev_bucket = -1;
+			prev_le = -1e308;
+			inf = -1;
+			snprintf(family, sizeof(family), "%s", typed);
+			continue;
+		}
+		if (line[0] == '#')
+			continue;
+		for (n = line; *n == '_' || *n == ':' || (*n >= 'a' &&
+		    *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (n > line &&
+		    *n >= '0' && *n <= '9'); n++)
+			;
+		nl = (size_t)(n - line);
+		if (nl == 0 || nl >= sizeof(name))
+			goto bad;
+		memcpy(name, line, nl);
+		name[nl] = '\0';
+		if (strncmp(name, family, strlen(family)) != 0 ||
+		    family[0] == '\0') {
+			snprintf(why, whylen, "sample before its # TYPE: %s",
+			    line);
+			free(text);
+			return why;
+		}
+		lab = n;
+		if (*n == '{') {
+			/* k="v" pairs, comma-separated. */
+			for (n++; *n != '}';) {
+				while ((*n >= 'a' && *n <= 'z') || *n == '_')
+					n++;
+				if (n[0] != '=' || n[1] != '"')
+					goto bad;
+				for (n += 2; *n != '"'; n++) {
+					if (*n == '\0')
+						goto bad;
+					if (*n == '\\' && n[1] != '\0')
+						n++;
+				}
+				n++;
+				if (*n == ',')
+					n++;
+				else if (*n != '}')
+					goto bad;
+			}
+			n++;
+		}
+		if (*n != ' ')
+			goto bad;
+		sp = (char *)n + 1;
+		if (!prom_value(sp, &v))
+			goto bad;
+		if (!histogram)
+			continue;
+		if (nl > 7 && strcmp(name + nl - 7, "_bucket") == 0) {
+			le[0] = '\0';
+			if ((lab = strstr(lab, "le=\"")) != NULL)
+				sscanf(lab, "le=\"%31[^\"]\"", le);
+			if (!prom_value(le, &lev) || lev <= prev_le ||
+			    v < prev_bucket) {
+				snprintf(why, whylen, "bucket not cumulative "
+				    "or le not increasing: %s", line);
+				free(text);
+				return why;
+			}
+			prev_le = lev;
+			prev_bucket = v;
+			if (strcmp(le, "+Inf") == 0)
+				inf = v;
+		} else if (nl > 6 && strcmp(name + nl - 6, "_count") == 0 &&
+		    v != inf) {
+			snprintf(why, whylen, "%s is %g but the +Inf bucket is "
+			    "%g", name, v, inf);
+			free(text);
+			return why;
+		}
+	}
+	free(text);
+	return NULL;
+bad:
+	snprintf(why, whylen, "malformed line: %s", line);
+	free(text);
+	return why;
+}
+
+START_TEST(test_metrics_are_valid_prometheus_text)
+{
+	struct hb_proc *b = hb_start("-s", FAST_TICK, NULL);
+	char peer[160];
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char *body, why[512];
+	const char *err;
+	int st;
+
+	snprintf(peer, sizeof(peer), "peer=b@%s", b->peer_addr);
+	p = hb_start("-s", FAST_TICK, "-s", peer,
+	    "-s", "peer=ghost@127.0.0.1:1", NULL);
+	c = hb_connect(p->work_addr);
+	hb_expect_log(p, 0, "msg=peer-up peer=b", 10000);
+	hb_request(c, "SUBMIT sleep ms=30", "OK ");
+	hb_request(c, "SUBMIT spin ms=100 timeout_ms=10", "OK ");
+	hb_await(c, "DONE ", HB_REPLY_MS);
+	hb_await(c, "FAIL ", HB_REPLY_MS);
+	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
+	ck_assert_int_eq(st, 200);
+	err = prom_check(body, why, sizeof(why));
+	ck_assert_msg(err == NULL, "/metrics: %s", err ? err : "");
+	ck_assert(prom_check("# TYPE x histogram\nx_bucket{le=\"1\"} 2\n"
+	    "x_bucket{le=\"+Inf\"} 1\nx_count 1\n", why, sizeof(why)) != NULL);
+	ck_assert(prom_check("y 1\n", why, sizeof(why)) != NULL);
+	ck_assert(prom_check("# TYPE z gauge\nz{a=\"b\" 1\n", why,
+	    sizeof(why)) != NULL);
+	free(body);
+	hb_close(c);
+	hb_free(p);
+	hb_free(b);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1782,6 +1938,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
 	tcase_add_test(tc, test_healthz_is_503_draining_during_shutdown);
 	tcase_add_test(tc, test_metrics_count_jobs_by_kind_and_outcome);
+	tcase_add_test(tc, test_metrics_are_valid_prometheus_text);
 	suite_add_tcase(s, tc);
 	return s;
 }
