@@ -1867,6 +1867,20 @@ START_TEST(test_metrics_are_valid_prometheus_text)
 }
 END_TEST
 
+START_TEST(test_check_config_rejects_one_address_for_two_listeners)
+{
+	struct hb_proc *p = hb_spawn_daemon("-t",
+	    "-s", "work_listen=127.0.0.1:47071",
+	    "-s", "peer_listen=127.0.0.1:47071", NULL);
+
+	hb_wait_exit(p, HB_EXIT_MS);
+	ck_assert_msg(WIFEXITED(p->status) && WEXITSTATUS(p->status) == 1,
+	    "-t accepted work_listen = peer_listen = 127.0.0.1:47071 "
+	    "(status 0x%x), which can never start", p->status);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1896,6 +1910,8 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_check_config_rejects_a_line_without_equals_naming_it);
 	tcase_add_test(tc, test_check_config_without_c_uses_defaults);
+	tcase_add_test(tc,
+	    test_check_config_rejects_one_address_for_two_listeners);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("logging");

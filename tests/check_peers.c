@@ -775,6 +775,69 @@ START_TEST(test_reload_moves_a_peer_to_a_new_address)
 }
 END_TEST
 
+START_TEST(test_a_lost_connection_is_down_at_once_not_after_the_timeout)
+{
+	char addr[64], arg[160], *ev;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	unsigned long long seq = 0;
+	uint64_t t0, t;
+	size_t m;
+	int i;
+
+	ck_assert_int_ge(lfd, 0);
+	/* A long timeout: only the closed connection can explain a down. */
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr),
+	    "peer_timeout_ms=5000");
+	f = fake_accept(lfd, "a");
+	for (i = 0; i < 3; i++)
+		fake_hb(f, &seq, 1);
+	expect_peer_event(a, 0, "peer-up", "fake", HB_REPLY_MS);
+	m = hb_mark(a);
+	t0 = hb_now_ms();
+	hb_close(f);
+	ev = expect_peer_event(a, m, "peer-down", "fake", 5000);
+	t = hb_now_ms() - t0;
+	ck_assert_msg(t < 1500, "peer-down %llu ms after the peer closed the "
+	    "connection (peer_timeout_ms=5000)", (unsigned long long)t);
+	ck_assert_msg(hb_line_has(ev, "reason="), "no reason: %s", ev);
+	/* And it redials. */
+	f = fake_accept(lfd, "a");
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_sigterm_with_peer_links_up_exits_cleanly)
+{
+	struct hb_proc *b = start_node("b", NULL, NULL);
+	struct hb_proc *a;
+	char arg[160];
+	size_t m;
+	uint64_t t;
+
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	m = hb_mark(a);
+	t = hb_now_ms();
+	hb_signal(b, SIGTERM);
+	hb_expect_exit(b, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 3000, "b with an inbound peer took "
+	    "%llu ms to stop", (unsigned long long)(hb_now_ms() - t));
+	expect_peer_event(a, m, "peer-down", "b", TIMEOUT_MS + SLACK_MS);
+	t = hb_now_ms();
+	hb_signal(a, SIGTERM);
+	hb_expect_exit(a, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 3000, "a redialling a peer took %llu "
+	    "ms to stop", (unsigned long long)(hb_now_ms() - t));
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -793,6 +856,7 @@ peers_suite(void)
 	    test_two_nodes_peer_each_other_after_a_reload_adds_the_peer);
 	tcase_add_test(tc, test_metrics_show_an_up_peer_and_its_rtt);
 	tcase_add_test(tc, test_reload_moves_a_peer_to_a_new_address);
+	tcase_add_test(tc, test_sigterm_with_peer_links_up_exits_cleanly);
 	tcase_add_test(tc, test_stalled_node_blames_itself_not_its_healthy_peer);
 	suite_add_tcase(s, tc);
 
@@ -809,6 +873,8 @@ peers_suite(void)
 	    test_peer_that_closes_at_once_is_not_redialled_in_a_tight_loop);
 	tcase_add_test(tc, test_peer_answering_garbage_to_hello_never_comes_up);
 	tcase_add_test(tc, test_acks_stay_prompt_while_workers_burn_every_cpu);
+	tcase_add_test(tc,
+	    test_a_lost_connection_is_down_at_once_not_after_the_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
