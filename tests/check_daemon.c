@@ -730,26 +730,6 @@ START_TEST(test_sigint_stops_an_idle_daemon_cleanly)
 }
 END_TEST
 
-/* Parse the microseconds since the epoch out of a line's ts. */
-static long long
-ts_us(const char *line)
-{
-	char ts[64];
-	struct tm tm;
-	int us;
-
-	if (hb_field(line, "ts", ts, sizeof(ts)) == -1)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	    &us) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (long long)timegm(&tm) * 1000000 + us;
-}
-
 START_TEST(test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields)
 {
 	static const char *const numeric[] = { "seq", "lag_us", "lag_max_us",
@@ -784,8 +764,8 @@ START_TEST(test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields)
 		ck_assert_msg(seq > prev_seq, "seq did not increase: %s", line);
 		prev_seq = seq;
 		if (k == 1)
-			first = ts_us(line);
-		last = ts_us(line);
+			first = hb_ts_us(line);
+		last = hb_ts_us(line);
 	}
 	/* Four intervals of 100 ms between the 2nd and 6th line. */
 	ck_assert_msg(last - first >= 4 * 70000 && last - first <= 4 * 400000,

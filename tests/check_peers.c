@@ -390,7 +390,9 @@ START_TEST(test_fake_peer_that_stops_acking_goes_suspect_then_down)
 	struct hb_proc *a;
 	struct hb_conn *f;
 	unsigned long long seq = 0;
+	long long last_ack, suspect, down;
 	uint64_t t0, t;
+	char *ev;
 	size_t m;
 	int i;
 
@@ -409,14 +411,25 @@ START_TEST(test_fake_peer_that_stops_acking_goes_suspect_then_down)
 	/* Keep reading, stop answering. */
 	m = hb_mark(a);
 	t0 = hb_now_ms();
+	last_ack = hb_wall_us();
 	while (hb_wait_line(a, m, "msg=peer-down peer=fake", 0) == NULL &&
 	    hb_now_ms() - t0 < (uint64_t)(TIMEOUT_MS + INTERVAL_MS + SLACK_MS))
 		hb_recv(f, 20);
-	expect_peer_event(a, m, "peer-suspect", "fake", 0);
-	expect_peer_event(a, m, "peer-down", "fake", 0);
+	ev = expect_peer_event(a, m, "peer-suspect", "fake", 0);
+	suspect = (hb_ts_us(ev) - last_ack) / 1000;
+	ev = expect_peer_event(a, m, "peer-down", "fake", 0);
+	down = (hb_ts_us(ev) - last_ack) / 1000;
 	t = hb_now_ms() - t0;
 	ck_assert_msg(t + INTERVAL_MS >= TIMEOUT_MS,
 	    "peer-down %llu ms after the last ACK", (unsigned long long)t);
+	/* By the daemon's own clock: suspect once an ACK is more than an
+	 * interval overdue, down at peer_timeout_ms. */
+	ck_assert_msg(suspect >= INTERVAL_MS && suspect <= 3 * INTERVAL_MS +
+	    300, "peer-suspect %lld ms after the last ACK (interval %d)",
+	    suspect, INTERVAL_MS);
+	ck_assert_msg(down >= TIMEOUT_MS - INTERVAL_MS && down <= TIMEOUT_MS +
+	    INTERVAL_MS + 300, "peer-down %lld ms after the last ACK (timeout "
+	    "%d, interval %d)", down, TIMEOUT_MS, INTERVAL_MS);
 
 	/* The link that went down while open is closed and redialled. */
 	while (hb_recv(f, HB_REPLY_MS) != NULL)

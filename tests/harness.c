@@ -14,7 +14,7 @@
  */
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* pipe2, accept4, vasprintf, strcasestr */
+#define _GNU_SOURCE	/* pipe2, accept4, vasprintf, strcasestr, timegm */
 #endif
 
 #include <sys/types.h>
@@ -822,6 +822,34 @@ hb_num(const char *line, const char *key)
 	if (line == NULL || hb_field_u64(line, key, &v) == -1)
 		return -1;
 	return (long long)v;
+}
+
+long long
+hb_ts_us(const char *line)
+{
+	char ts[64];
+	struct tm tm;
+	int us;
+
+	if (line == NULL || hb_field(line, "ts", ts, sizeof(ts)) == -1)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	    &us) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000000 + us;
+}
+
+long long
+hb_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Split "host:port" or "[v6]:port". */

@@ -97,6 +97,7 @@ int		 hb_field(const char *line, const char *key, char *out,
 int		 hb_fields_in_order(const char *line, const char *keys);
 int		 hb_field_u64(const char *line, const char *key, uint64_t *v);
 long long	 hb_num(const char *line, const char *key);
+long long	 hb_ts_us(const char *line);	/* ts= as microseconds */
 
 /*
  * TCP clients and listeners. hb_recv takes the next line in order;
@@ -131,7 +132,8 @@ int		 hb_http_get(const char *addr, const char *path, char **body,
 char		*hb_tmpfile(const char *contents);
 void		 hb_write_file(const char *path, const char *contents);
 
-/* Time. */
+/* Time: monotonic milliseconds; wall-clock microseconds, as in ts=. */
 uint64_t	 hb_now_ms(void);
+long long	 hb_wall_us(void);
 
 #endif
