@@ -64,7 +64,22 @@ struct hb_spawn_opts {
 	const char	*fdnames;	/* and LISTEN_FDNAMES, if set */
 };
 
-/* Processes. */
+/*
+ * Processes. hb_daemon_path is $HEARTBEATD. hb_spawn_daemon runs it with
+ * exactly the given NULL-terminated arguments; hb_start and hb_startv put
+ * work_listen, peer_listen and http_listen on 127.0.0.1:0 first (later -s
+ * win), wait for msg=ready, fill in the *_addr fields and fail the test if
+ * the daemon does not come up.
+ *
+ * Log searches take a pattern of space-separated tokens, all of which the
+ * line must carry (hb_line_has): key=value is a whole logfmt field (or a
+ * JSON member), key= any value of key, a token without '=' a substring.
+ * They start at offset from: 0 for the whole log, or hb_mark() taken before
+ * the stimulus so that older lines do not count. After a match, matched is
+ * the offset just past the line, to continue from there. hb_wait_line
+ * returns NULL at the deadline or once the process has exited; the
+ * hb_expect_* forms fail the test, quoting the log.
+ */
 const char	*hb_daemon_path(void);
 struct hb_proc	*hb_spawnv(const char *path, char *const argv[]);
 struct hb_proc	*hb_spawn_opts(const char *path, char *const argv[],
@@ -90,7 +105,12 @@ long		 hb_rss_kb(const struct hb_proc *);
 void		 hb_dump(const struct hb_proc *, const char *why);
 void		 hb_free(struct hb_proc *);
 
-/* Log lines and key=value fields. */
+/*
+ * Log lines and key=value fields. hb_field copies a field's value (quotes
+ * and escapes removed; logfmt or JSON) and returns 0, or -1 if absent;
+ * hb_num is the value as a non-negative integer, -1 if absent or not one;
+ * hb_fields_in_order checks that the space-separated keys occur in order.
+ */
 int		 hb_line_has(const char *line, const char *pat);
 int		 hb_field(const char *line, const char *key, char *out,
 		    size_t outlen);
@@ -124,11 +144,11 @@ void		 hb_close(struct hb_conn *);
 int		 hb_listen(char *addr, size_t addrlen);
 struct hb_conn	*hb_accept(int lfd, int timeout_ms);
 
-/* HTTP. */
+/* HTTP: GET over a fresh connection; the status, and the body (to free). */
 int		 hb_http_get(const char *addr, const char *path, char **body,
 		    int timeout_ms);
 
-/* Files. */
+/* Files: a temp file removed at exit; an atomic rewrite (for SIGHUP). */
 char		*hb_tmpfile(const char *contents);
 void		 hb_write_file(const char *path, const char *contents);
 
