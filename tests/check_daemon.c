@@ -955,6 +955,12 @@ START_TEST(test_healthz_is_503_draining_during_shutdown)
 	ck_assert_msg(body != NULL && strncmp(body, "draining", 8) == 0,
 	    "/healthz body while draining is \"%s\"", body ? body : "");
 	free(body);
+	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 200 && strstr(body, "heartbeatd_pool_busy 1") !=
+	    NULL, "GET /metrics while draining gave %d", st);
+	free(body);
+	hb_request(c, "WATCH", "OK watching");
+	hb_expect(c, "HEARTBEAT ", 3000);
 	hb_await(c, "FAIL ", 5000);
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	hb_close(c);

@@ -1489,6 +1489,66 @@ START_TEST(test_a_client_that_reads_late_still_gets_every_outcome)
 }
 END_TEST
 
+START_TEST(test_timeout_counts_run_time_not_queue_time)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t first, second;
+	char buf[64], *line;
+
+	first = submit(c, "sleep ms=600");
+	second = submit(c, "sleep ms=50 timeout_ms=300");
+	result_of(c, first, buf, sizeof(buf));
+	line = outcome(c, second, OUTCOME_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "a 50 ms job with "
+	    "timeout_ms=300 that waited 600 ms in the queue: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_queue_us_and_run_us_measure_waiting_and_running)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t first, second;
+	char *line;
+	long long q, r;
+
+	first = submit(c, "sleep ms=300");
+	second = submit(c, "sleep ms=100");
+	line = outcome(c, first, OUTCOME_MS);
+	r = hb_num(line, "run_us");
+	ck_assert_msg(r >= 300000 && r < 300000 + 700000,
+	    "sleep ms=300 has run_us=%lld: %s", r, line);
+	line = outcome(c, second, OUTCOME_MS);
+	q = hb_num(line, "queue_us");
+	r = hb_num(line, "run_us");
+	ck_assert_msg(q >= 250000 && q < 300000 + 700000,
+	    "a job queued behind 300 ms of work has queue_us=%lld: %s", q,
+	    line);
+	ck_assert_msg(r >= 100000 && r < 100000 + 700000,
+	    "sleep ms=100 has run_us=%lld: %s", r, line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_replies_before_an_overlong_line_are_still_sent)
+{
+	struct hb_proc *p = hb_start("-s", "max_line=64", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+
+	hb_sendf(c, "PING\nSTATS\nPING %0100d\nPING\n", 0);
+	hb_expect(c, "PONG", HB_REPLY_MS);
+	hb_expect(c, "STATS ", HB_REPLY_MS);
+	hb_expect(c, "ERR line-too-long", HB_REPLY_MS);
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1531,11 +1591,15 @@ work_suite(void)
 	tcase_add_test(tc, test_status_remembers_the_last_1024_finished_jobs);
 	tcase_add_test(tc, test_every_ok_gets_exactly_one_outcome_under_churn);
 	tcase_add_test(tc, test_status_progress_advances_while_a_job_runs);
+	tcase_add_test(tc, test_timeout_counts_run_time_not_queue_time);
+	tcase_add_test(tc,
+	    test_queue_us_and_run_us_measure_waiting_and_running);
 	tcase_add_test(tc, test_many_clients_each_get_only_their_own_outcomes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
 	tcase_add_test(tc, test_line_longer_than_max_line_is_refused_and_closed);
+	tcase_add_test(tc, test_replies_before_an_overlong_line_are_still_sent);
 	tcase_add_test(tc,
 	    test_connection_beyond_max_connections_gets_busy_and_is_closed);
 	tcase_add_test(tc, test_submit_beyond_threads_plus_queue_max_is_busy);
