@@ -1549,6 +1549,47 @@ START_TEST(test_replies_before_an_overlong_line_are_still_sent)
 }
 END_TEST
 
+START_TEST(test_floods_of_requests_and_completions_do_not_delay_the_tick)
+{
+	enum { NPING = 100000, NJOB = 2000 };
+	struct hb_proc *p = hb_start("-s", "heartbeat_interval_ms=20",
+	    "-s", "max_jobs_per_conn=10000", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	struct hb_conn *f = hb_connect(p->work_addr);
+	char *batch, s0[1024], s1[1024];
+	size_t len = 0;
+	int i, n;
+
+	stats(c, s0, sizeof(s0));
+	batch = malloc((size_t)NPING * 5 + (size_t)NJOB * 19 + 1);
+	ck_assert_ptr_nonnull(batch);
+	for (i = 0; i < NPING; i++) {
+		memcpy(batch + len, "PING\n", 5);
+		len += 5;
+	}
+	for (i = 0; i < NJOB; i++) {
+		memcpy(batch + len, "SUBMIT primes n=2\n", 18);
+		len += 18;
+	}
+	batch[len] = '\0';
+	/* One write; the replies are read as they come. */
+	ck_assert_int_eq(hb_send(f, batch, len), 0);
+	free(batch);
+	for (n = 0; n < NPING + 2 * NJOB; n++)
+		ck_assert_msg(hb_recv(f, OUTCOME_MS) != NULL,
+		    "reply %d of %d missing", n, NPING + 2 * NJOB);
+	stats(c, s1, sizeof(s1));
+	ck_assert_msg(hb_num(s1, "heartbeats") > hb_num(s0, "heartbeats"),
+	    "no tick during the flood: %s", s1);
+	ck_assert_msg(hb_num(s1, "lag_max_us") < 200000,
+	    "a flood of %d requests and %d completions delayed the 20 ms tick "
+	    "by %lld us: %s", NPING, NJOB, hb_num(s1, "lag_max_us"), s1);
+	hb_close(f);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1611,6 +1652,8 @@ work_suite(void)
 	tcase_add_test(tc,
 	    test_slow_reader_does_not_grow_the_daemon_or_slow_others);
 	tcase_add_test(tc, test_closed_connections_release_their_descriptors);
+	tcase_add_test(tc,
+	    test_floods_of_requests_and_completions_do_not_delay_the_tick);
 	tcase_add_test(tc,
 	    test_a_client_that_reads_late_still_gets_every_outcome);
 	suite_add_tcase(s, tc);
