@@ -154,7 +154,7 @@ START_TEST(test_ping_is_answered_with_pong)
 	struct hb_proc *p = hb_start(NULL);
 	struct hb_conn *c = hb_connect(p->work_addr);
 
-	hb_request(c, "PING", "PONG");
+	ck_assert_str_eq(hb_request(c, "PING", "PONG"), "PONG");
 	ck_assert_str_eq(hb_request(c, "PING", "PONG"), "PONG");
 	hb_close(c);
 	hb_free(p);
@@ -171,6 +171,13 @@ START_TEST(test_verbs_are_case_insensitive)
 	hb_request(c, "PiNg", "PONG");
 	hb_request(c, "stats", "STATS ");
 	hb_request(c, "peers", "END");
+	hb_request(c, "status 987654321", "ERR not-found");
+	hb_request(c, "Cancel 987654321", "ERR not-found");
+	hb_request(c, "watch", "OK watching");
+	hb_request(c, "unWatch", "OK unwatched");
+	hb_sendf(c, "help\n");
+	while (strcmp(hb_reply(c, "", HB_REPLY_MS), "END") != 0)
+		;
 	ck_assert_str_eq(run_job(c, "primes n=10", buf, sizeof(buf)), "4");
 	hb_sendf(c, "submit primes n=10\n");
 	hb_reply(c, "OK ", HB_REPLY_MS);
