@@ -940,13 +940,16 @@ END_TEST
 START_TEST(test_healthz_is_503_draining_during_shutdown)
 {
 	struct hb_proc *p = hb_start("-s", "threads=1",
-	    "-s", "shutdown_grace_ms=1500", NULL);
+	    "-s", "shutdown_grace_ms=30000", NULL);
 	struct hb_conn *c = hb_connect(p->work_addr);
-	char *body;
+	char *body, *line, req[64];
+	unsigned long long id;
+	uint64_t t;
 	size_t m;
 	int st;
 
-	hb_request(c, "SUBMIT sleep ms=20000", "OK ");
+	line = hb_request(c, "SUBMIT sleep ms=60000", "OK ");
+	id = strtoull(line + 3, NULL, 10);
 	m = hb_mark(p);
 	hb_signal(p, SIGTERM);
 	hb_expect_log(p, m, "msg=stopping", HB_REPLY_MS);
@@ -956,13 +959,22 @@ START_TEST(test_healthz_is_503_draining_during_shutdown)
 	    "/healthz body while draining is \"%s\"", body ? body : "");
 	free(body);
 	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
-	ck_assert_msg(st == 200 && strstr(body, "heartbeatd_pool_busy 1") !=
-	    NULL, "GET /metrics while draining gave %d", st);
+	ck_assert_msg(st == 200, "GET /metrics while draining gave %d", st);
+	ck_assert_msg(metric(body, "heartbeatd_pool_busy", NULL) == 1,
+	    "pool_busy is not 1 while a job runs through the drain:\n%s",
+	    body);
 	free(body);
 	hb_request(c, "WATCH", "OK watching");
 	hb_expect(c, "HEARTBEAT ", 3000);
-	hb_await(c, "FAIL ", 5000);
+	/* The last job ending ends the drain, long before the grace. */
+	t = hb_now_ms();
+	snprintf(req, sizeof(req), "CANCEL %llu", id);
+	hb_request(c, req, "OK ");
+	line = hb_await(c, "FAIL ", HB_REPLY_MS);
+	ck_assert_msg(hb_line_has(line, "reason=cancelled"), "%s", line);
 	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 3000, "exit %llu ms after the last "
+	    "job ended", (unsigned long long)(hb_now_ms() - t));
 	hb_close(c);
 	hb_free(p);
 }
