@@ -157,7 +157,7 @@ START_TEST(test_check_config_of_shipped_file_prints_effective_config)
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	for (i = 0; config_keys[i] != NULL; i++)
 		ck_assert_msg(strstr(p->out, config_keys[i]) != NULL,
-		    "-t output lacks key %s:\n%s", config_keys[i], p->out);
+		    "-t output lacks key %s:\n%.3000s", config_keys[i], p->out);
 	hb_free(p);
 }
 END_TEST
@@ -172,11 +172,11 @@ START_TEST(test_check_config_shows_set_overrides_in_effective_config)
 
 	p = run_expecting(0, a);
 	line = strstr(p->out, "queue_max");
-	ck_assert_msg(line != NULL, "-t output lacks queue_max:\n%s", p->out);
+	ck_assert_msg(line != NULL, "-t output lacks queue_max:\n%.3000s", p->out);
 	ck_assert_msg(strncmp(line + strcspn(line, "0123456789"), "777", 3) ==
-	    0, "-s queue_max=777 not in effective config:\n%s", p->out);
+	    0, "-s queue_max=777 not in effective config:\n%.3000s", p->out);
 	ck_assert_msg(strstr(p->out, "qa-node") != NULL,
-	    "-s node_name=qa-node not in effective config:\n%s", p->out);
+	    "-s node_name=qa-node not in effective config:\n%.3000s", p->out);
 	hb_free(p);
 }
 END_TEST
@@ -884,7 +884,7 @@ START_TEST(test_metrics_endpoint_exports_every_documented_metric)
 	ck_assert_msg(st == 200, "GET /metrics gave %d", st);
 	for (i = 0; names[i] != NULL; i++)
 		ck_assert_msg(metric(body, names[i], NULL) >= 0,
-		    "no sample of %s in /metrics:\n%s", names[i], body);
+		    "no sample of %s in /metrics:\n%.3000s", names[i], body);
 	ck_assert_msg(strstr(body, "# TYPE heartbeatd_loop_lag_seconds "
 	    "histogram") != NULL, "loop_lag_seconds is not a histogram");
 	ck_assert_msg(strstr(body, "# TYPE heartbeatd_job_run_seconds "
@@ -960,9 +960,10 @@ START_TEST(test_healthz_is_503_draining_during_shutdown)
 	free(body);
 	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
 	ck_assert_msg(st == 200, "GET /metrics while draining gave %d", st);
-	ck_assert_msg(metric(body, "heartbeatd_pool_busy", NULL) == 1,
-	    "pool_busy is not 1 while a job runs through the drain:\n%s",
-	    body);
+	ck_assert_msg(metric(body, "heartbeatd_pool_busy", NULL) +
+	    metric(body, "heartbeatd_queue_depth", NULL) == 1,
+	    "pool_busy + queue_depth is not 1 while a job waits for the "
+	    "drain:\n%.3000s", body);
 	free(body);
 	hb_request(c, "WATCH", "OK watching");
 	hb_expect(c, "HEARTBEAT ", 3000);
@@ -1138,9 +1139,9 @@ START_TEST(test_check_config_derives_peer_timeout_from_the_interval)
 
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	line = strstr(p->out, "peer_timeout_ms");
-	ck_assert_msg(line != NULL, "no peer_timeout_ms:\n%s", p->out);
+	ck_assert_msg(line != NULL, "no peer_timeout_ms:\n%.3000s", p->out);
 	ck_assert_msg(strncmp(line + strcspn(line, "0123456789"), "600\n", 4)
-	    == 0, "peer_timeout_ms is not 3 x 200:\n%s", p->out);
+	    == 0, "peer_timeout_ms is not 3 x 200:\n%.3000s", p->out);
 	hb_free(p);
 }
 END_TEST
@@ -1155,7 +1156,7 @@ START_TEST(test_set_peer_accumulates_in_effective_config)
 	ck_assert_msg(strstr(p->out, "127.0.0.1:9001") != NULL &&
 	    strstr(p->out, "two@127.0.0.1:9002") != NULL &&
 	    strstr(p->out, "127.0.0.1:9003") != NULL,
-	    "peers from the file and two -s do not all appear:\n%s", p->out);
+	    "peers from the file and two -s do not all appear:\n%.3000s", p->out);
 	hb_free(p);
 }
 END_TEST
@@ -1481,21 +1482,21 @@ START_TEST(test_metrics_count_jobs_by_kind_and_outcome)
 	st = hb_http_get(p->http_addr, "/metrics", &body, HB_REPLY_MS);
 	ck_assert_int_eq(st, 200);
 	ck_assert_msg(metric(body, "heartbeatd_jobs_submitted_total",
-	    "kind=\"spin\"") == 1, "submitted{spin}:\n%s", body);
+	    "kind=\"spin\"") == 1, "submitted{spin}:\n%.3000s", body);
 	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
 	    "kind=\"primes\",outcome=\"done\"") == 1,
-	    "finished{primes,done}:\n%s", body);
+	    "finished{primes,done}:\n%.3000s", body);
 	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
 	    "kind=\"spin\",outcome=\"timeout\"") == 1,
-	    "finished{spin,timeout}:\n%s", body);
+	    "finished{spin,timeout}:\n%.3000s", body);
 	ck_assert_msg(metric(body, "heartbeatd_jobs_finished_total",
 	    "kind=\"sleep\",outcome=\"cancelled\"") == 1,
-	    "finished{sleep,cancelled}:\n%s", body);
+	    "finished{sleep,cancelled}:\n%.3000s", body);
 	ck_assert_msg(metric(body, "heartbeatd_jobs_rejected_total",
-	    "reason=\"busy\"") == 1, "rejected{busy}:\n%s", body);
+	    "reason=\"busy\"") == 1, "rejected{busy}:\n%.3000s", body);
 	ck_assert_msg(metric(body, "heartbeatd_pool_busy", NULL) == 0 &&
 	    metric(body, "heartbeatd_queue_depth", NULL) == 0,
-	    "pool_busy/queue_depth not 0 when idle:\n%s", body);
+	    "pool_busy/queue_depth not 0 when idle:\n%.3000s", body);
 	free(body);
 	hb_close(c);
 	hb_free(p);
@@ -1567,11 +1568,11 @@ START_TEST(test_check_config_accepts_comments_blanks_and_spacing)
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	l = strstr(p->out, "queue_max");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"), "9\n",
-	    2) == 0, "queue_max is not 9:\n%s", p->out);
+	    2) == 0, "queue_max is not 9:\n%.3000s", p->out);
 	l = strstr(p->out, "threads");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"), "2\n",
-	    2) == 0, "threads is not 2:\n%s", p->out);
-	ck_assert_msg(strstr(p->out, "spaced-node") != NULL, "node_name:\n%s",
+	    2) == 0, "threads is not 2:\n%.3000s", p->out);
+	ck_assert_msg(strstr(p->out, "spaced-node") != NULL, "node_name:\n%.3000s",
 	    p->out);
 	hb_free(p);
 }
@@ -1600,16 +1601,16 @@ START_TEST(test_check_config_without_c_uses_defaults)
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	l = strstr(p->out, "work_listen");
 	ck_assert_msg(l != NULL && strstr(l, "127.0.0.1:7070") != NULL,
-	    "default work_listen is not 127.0.0.1:7070:\n%s", p->out);
+	    "default work_listen is not 127.0.0.1:7070:\n%.3000s", p->out);
 	l = strstr(p->out, "heartbeat_interval_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
-	    "1000\n", 5) == 0, "default heartbeat_interval_ms:\n%s", p->out);
+	    "1000\n", 5) == 0, "default heartbeat_interval_ms:\n%.3000s", p->out);
 	l = strstr(p->out, "peer_timeout_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
-	    "3000\n", 5) == 0, "default peer_timeout_ms:\n%s", p->out);
+	    "3000\n", 5) == 0, "default peer_timeout_ms:\n%.3000s", p->out);
 	l = strstr(p->out, "shutdown_grace_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
-	    "10000\n", 6) == 0, "default shutdown_grace_ms:\n%s", p->out);
+	    "10000\n", 6) == 0, "default shutdown_grace_ms:\n%.3000s", p->out);
 	hb_free(p);
 }
 END_TEST

@@ -342,9 +342,9 @@ START_TEST(test_metrics_show_an_up_peer_and_its_rtt)
 	st = hb_http_get(a->http_addr, "/metrics", &body, HB_REPLY_MS);
 	ck_assert_int_eq(st, 200);
 	v = sample(body, "heartbeatd_peer_up", "peer=\"b\"");
-	ck_assert_msg(v == 1, "peer_up{peer=\"b\"} is %g:\n%s", v, body);
+	ck_assert_msg(v == 1, "peer_up{peer=\"b\"} is %g:\n%.3000s", v, body);
 	v = sample(body, "heartbeatd_peer_rtt_seconds", "peer=\"b\"");
-	ck_assert_msg(v > 0 && v < 1, "peer_rtt_seconds{peer=\"b\"} is %g:\n%s",
+	ck_assert_msg(v > 0 && v < 1, "peer_rtt_seconds{peer=\"b\"} is %g:\n%.3000s",
 	    v, body);
 	free(body);
 	hb_free(a);

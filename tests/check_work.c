@@ -498,7 +498,7 @@ START_TEST(test_cancel_of_running_job_stops_it_promptly)
 		    (unsigned long long)id);
 		hb_request(c, req, "OK ");
 		expect_fail(c, id, "cancelled", HB_REPLY_MS);
-		ck_assert_msg(hb_now_ms() - t0 < 1000,
+		ck_assert_msg(hb_now_ms() - t0 < 2000,
 		    "cancelling a running %s took %llu ms", kinds[i],
 		    (unsigned long long)(hb_now_ms() - t0));
 	}
@@ -741,7 +741,7 @@ START_TEST(test_help_lists_the_verbs_then_end)
 	ck_assert_msg(n >= 2, "HELP gave %d lines", n);
 	for (i = 0; verbs[i] != NULL; i++)
 		ck_assert_msg(strcasestr(all, verbs[i]) != NULL,
-		    "HELP does not mention %s:\n%s", verbs[i], all);
+		    "HELP does not mention %s:\n%.3000s", verbs[i], all);
 	hb_request(c, "PING", "PONG");
 	hb_close(c);
 	hb_free(p);
@@ -1133,7 +1133,7 @@ START_TEST(test_sigterm_cancels_jobs_left_after_the_grace_period)
 		    (unsigned long long)ids[i]);
 	ck_assert_int_eq(fails, 6);
 	hb_expect_exit(p, 0, HB_EXIT_MS);
-	ck_assert_msg(hb_now_ms() - t >= 350 && hb_now_ms() - t < 4000,
+	ck_assert_msg(hb_now_ms() - t >= 350 && hb_now_ms() - t < 6000,
 	    "exit %llu ms after SIGTERM with shutdown_grace_ms=400",
 	    (unsigned long long)(hb_now_ms() - t));
 	line = hb_expect_log(p, 0, "msg=stopped", 0);
