@@ -165,28 +165,35 @@ utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
+/* The letter of the two-character escape for c (\" \\ \n \r \t), or 0. */
+static char
+short_escape(unsigned char c)
+{
+	switch (c) {
+	case '"':
+	case '\\':
+		return (char)c;
+	case '\n':
+		return 'n';
+	case '\r':
+		return 'r';
+	case '\t':
+		return 't';
+	}
+	return '\0';
+}
+
 /* One JSON escape unit for the input at p; *used gets the bytes consumed. */
 static size_t
 json_unit(const unsigned char *p, size_t n, char *out, size_t *used)
 {
 	size_t len;
+	char c;
 
 	*used = 1;
-	switch (p[0]) {
-	case '"':
-		memcpy(out, "\\\"", 2);
-		return 2;
-	case '\\':
-		memcpy(out, "\\\\", 2);
-		return 2;
-	case '\n':
-		memcpy(out, "\\n", 2);
-		return 2;
-	case '\r':
-		memcpy(out, "\\r", 2);
-		return 2;
-	case '\t':
-		memcpy(out, "\\t", 2);
+	if ((c = short_escape(p[0])) != '\0') {
+		out[0] = '\\';
+		out[1] = c;
 		return 2;
 	}
 	if (p[0] < 0x20 || p[0] == 0x7f)
@@ -205,23 +212,12 @@ static size_t
 logfmt_unit(const unsigned char *p, size_t n, char *out, size_t *used)
 {
 	size_t len;
+	char c;
 
 	*used = 1;
-	switch (p[0]) {
-	case '"':
-		memcpy(out, "\\\"", 2);
-		return 2;
-	case '\\':
-		memcpy(out, "\\\\", 2);
-		return 2;
-	case '\n':
-		memcpy(out, "\\n", 2);
-		return 2;
-	case '\r':
-		memcpy(out, "\\r", 2);
-		return 2;
-	case '\t':
-		memcpy(out, "\\t", 2);
+	if ((c = short_escape(p[0])) != '\0') {
+		out[0] = '\\';
+		out[1] = c;
 		return 2;
 	}
 	if (p[0] < 0x20 || p[0] == 0x7f)
