@@ -172,7 +172,8 @@ START_TEST(test_check_config_shows_set_overrides_in_effective_config)
 
 	p = run_expecting(0, a);
 	line = strstr(p->out, "queue_max");
-	ck_assert_msg(line != NULL, "-t output lacks queue_max:\n%.3000s", p->out);
+	ck_assert_msg(line != NULL, "-t output lacks queue_max:\n%.3000s",
+	    p->out);
 	ck_assert_msg(strncmp(line + strcspn(line, "0123456789"), "777", 3) ==
 	    0, "-s queue_max=777 not in effective config:\n%.3000s", p->out);
 	ck_assert_msg(strstr(p->out, "qa-node") != NULL,
@@ -228,9 +229,10 @@ START_TEST(test_check_config_rejects_unknown_key_and_out_of_range_values)
 		p = hb_spawn_daemon("-t", "-c", path, NULL);
 		if (hb_wait_exit(p, HB_EXIT_MS) == -1 ||
 		    !WIFEXITED(p->status) || WEXITSTATUS(p->status) != 1)
-			ck_abort_msg("config \"%.*s\" was not rejected with exit "
-			    "1 (status 0x%x): %s%s", (int)strlen(bad[i]) - 1,
-			    bad[i], p->status, p->out, p->err);
+			ck_abort_msg("config \"%.*s\" was not rejected with "
+			    "exit 1 (status 0x%x): %.1000s%.1000s",
+			    (int)strlen(bad[i]) - 1, bad[i], p->status, p->out,
+			    p->err);
 		snprintf(key, sizeof(key), "%.*s", (int)strcspn(bad[i], " "),
 		    bad[i]);
 		text = all_output(p);
@@ -425,8 +427,8 @@ logfmt_line(const char *line, char *why, size_t whylen)
 		if (*s == '"') {
 			for (s++; *s != '"'; s++) {
 				if (*s == '\0' || (unsigned char)*s < 0x20) {
-					snprintf(why, whylen, "bad quoted value "
-					    "at %d", (int)(s - line));
+					snprintf(why, whylen, "bad quoted "
+					    "value at %d", (int)(s - line));
 					return 0;
 				}
 				if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
@@ -437,8 +439,8 @@ logfmt_line(const char *line, char *why, size_t whylen)
 			while (*s != '\0' && *s != ' ') {
 				if (*s == '"' || *s == '=' ||
 				    (unsigned char)*s < 0x20) {
-					snprintf(why, whylen, "bad bare value at "
-					    "%d", (int)(s - line));
+					snprintf(why, whylen, "bad bare "
+					    "value at %d", (int)(s - line));
 					return 0;
 				}
 				s++;
@@ -482,7 +484,8 @@ check_common_fields(const struct hb_proc *p)
 		ck_assert_msg(valid_ts(ts, why, sizeof(why)),
 		    "ts=%s is not RFC 3339 UTC with microseconds (%s): %s",
 		    ts, why, line);
-		ck_assert_msg(hb_field(line, "level", level, sizeof(level)) == 0,
+		ck_assert_msg(hb_field(line, "level", level, sizeof(level)) ==
+		    0,
 		    "line without level: %s", line);
 		for (i = 0; levels[i] != NULL; i++)
 			if (strcmp(level, levels[i]) == 0)
@@ -1156,7 +1159,8 @@ START_TEST(test_set_peer_accumulates_in_effective_config)
 	ck_assert_msg(strstr(p->out, "127.0.0.1:9001") != NULL &&
 	    strstr(p->out, "two@127.0.0.1:9002") != NULL &&
 	    strstr(p->out, "127.0.0.1:9003") != NULL,
-	    "peers from the file and two -s do not all appear:\n%.3000s", p->out);
+	    "peers from the file and two -s do not all appear:\n%.3000s",
+	    p->out);
 	hb_free(p);
 }
 END_TEST
@@ -1572,7 +1576,8 @@ START_TEST(test_check_config_accepts_comments_blanks_and_spacing)
 	l = strstr(p->out, "threads");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"), "2\n",
 	    2) == 0, "threads is not 2:\n%.3000s", p->out);
-	ck_assert_msg(strstr(p->out, "spaced-node") != NULL, "node_name:\n%.3000s",
+	ck_assert_msg(strstr(p->out, "spaced-node") != NULL,
+	    "node_name:\n%.3000s",
 	    p->out);
 	hb_free(p);
 }
@@ -1604,7 +1609,8 @@ START_TEST(test_check_config_without_c_uses_defaults)
 	    "default work_listen is not 127.0.0.1:7070:\n%.3000s", p->out);
 	l = strstr(p->out, "heartbeat_interval_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
-	    "1000\n", 5) == 0, "default heartbeat_interval_ms:\n%.3000s", p->out);
+	    "1000\n", 5) == 0, "default heartbeat_interval_ms:\n%.3000s",
+	    p->out);
 	l = strstr(p->out, "peer_timeout_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
 	    "3000\n", 5) == 0, "default peer_timeout_ms:\n%.3000s", p->out);
@@ -1899,13 +1905,15 @@ daemon_suite(void)
 	    test_check_config_with_bad_value_names_file_line_and_key);
 	tcase_add_test(tc,
 	    test_check_config_rejects_unknown_key_and_out_of_range_values);
-	tcase_add_test(tc, test_missing_explicit_config_file_exits_one_naming_it);
+	tcase_add_test(tc,
+	    test_missing_explicit_config_file_exits_one_naming_it);
 	tcase_add_test(tc, test_bad_set_value_exits_one_naming_the_key);
 	tcase_add_test(tc, test_port_in_use_exits_two_with_a_clear_message);
 	tcase_add_test(tc,
 	    test_check_config_derives_peer_timeout_from_the_interval);
 	tcase_add_test(tc, test_set_peer_accumulates_in_effective_config);
-	tcase_add_test(tc, test_check_config_accepts_comments_blanks_and_spacing);
+	tcase_add_test(tc,
+	    test_check_config_accepts_comments_blanks_and_spacing);
 	tcase_add_test(tc,
 	    test_check_config_rejects_a_line_without_equals_naming_it);
 	tcase_add_test(tc, test_check_config_without_c_uses_defaults);
@@ -1920,10 +1928,12 @@ daemon_suite(void)
 	tcase_add_test(tc, test_json_validator_rejects_malformed_input);
 	tcase_add_test(tc, test_logfmt_validator_rejects_malformed_lines);
 	tcase_add_test(tc, test_config_errors_in_a_reload_are_quoted_logfmt);
-	tcase_add_test(tc, test_json_log_format_gives_one_valid_object_per_line);
+	tcase_add_test(tc,
+	    test_json_log_format_gives_one_valid_object_per_line);
 	tcase_add_test(tc,
 	    test_heartbeat_lines_come_every_heartbeat_log_ms_with_all_fields);
-	tcase_add_test(tc, test_heartbeat_log_ms_zero_writes_no_heartbeat_lines);
+	tcase_add_test(tc,
+	    test_heartbeat_log_ms_zero_writes_no_heartbeat_lines);
 	tcase_add_test(tc, test_ipv6_listen_address_is_logged_in_brackets);
 	tcase_add_test(tc, test_a_stall_shows_in_the_lag_figures);
 	tcase_add_test(tc, test_pool_mode_inline_warns_and_still_runs_jobs);
@@ -1949,7 +1959,8 @@ daemon_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
-	tcase_add_test(tc, test_metrics_endpoint_exports_every_documented_metric);
+	tcase_add_test(tc,
+	    test_metrics_endpoint_exports_every_documented_metric);
 	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
 	tcase_add_test(tc, test_healthz_is_503_draining_during_shutdown);
 	tcase_add_test(tc, test_metrics_count_jobs_by_kind_and_outcome);

@@ -344,7 +344,8 @@ START_TEST(test_metrics_show_an_up_peer_and_its_rtt)
 	v = sample(body, "heartbeatd_peer_up", "peer=\"b\"");
 	ck_assert_msg(v == 1, "peer_up{peer=\"b\"} is %g:\n%.3000s", v, body);
 	v = sample(body, "heartbeatd_peer_rtt_seconds", "peer=\"b\"");
-	ck_assert_msg(v > 0 && v < 1, "peer_rtt_seconds{peer=\"b\"} is %g:\n%.3000s",
+	ck_assert_msg(v > 0 && v < 1,
+	    "peer_rtt_seconds{peer=\"b\"} is %g:\n%.3000s",
 	    v, body);
 	free(body);
 	hb_free(a);
@@ -870,7 +871,8 @@ peers_suite(void)
 	tcase_add_test(tc, test_metrics_show_an_up_peer_and_its_rtt);
 	tcase_add_test(tc, test_reload_moves_a_peer_to_a_new_address);
 	tcase_add_test(tc, test_sigterm_with_peer_links_up_exits_cleanly);
-	tcase_add_test(tc, test_stalled_node_blames_itself_not_its_healthy_peer);
+	tcase_add_test(tc,
+	    test_stalled_node_blames_itself_not_its_healthy_peer);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("protocol");

@@ -1607,7 +1607,8 @@ work_suite(void)
 	tcase_add_test(tc, test_ping_is_answered_with_pong);
 	tcase_add_test(tc, test_verbs_are_case_insensitive);
 	tcase_add_test(tc, test_crlf_line_endings_are_accepted);
-	tcase_add_test(tc, test_pipelined_requests_are_answered_in_request_order);
+	tcase_add_test(tc,
+	    test_pipelined_requests_are_answered_in_request_order);
 	tcase_add_test(tc, test_peers_without_peers_is_just_end);
 	tcase_add_test(tc, test_watch_streams_heartbeats_until_unwatch);
 	tcase_add_test(tc, test_help_lists_the_verbs_then_end);
@@ -1621,7 +1622,8 @@ work_suite(void)
 
 	tc = tcase_create("jobs");
 	tcase_add_test(tc, test_primes_counts_the_primes_up_to_n);
-	tcase_add_test(tc, test_sha256_applies_the_hash_rounds_times_to_the_seed);
+	tcase_add_test(tc,
+	    test_sha256_applies_the_hash_rounds_times_to_the_seed);
 	tcase_add_test(tc, test_sleep_and_spin_report_ok_and_iterations);
 	tcase_add_test(tc,
 	    test_job_ids_are_positive_and_increasing_across_connections);
@@ -1646,7 +1648,8 @@ work_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
-	tcase_add_test(tc, test_line_longer_than_max_line_is_refused_and_closed);
+	tcase_add_test(tc,
+	    test_line_longer_than_max_line_is_refused_and_closed);
 	tcase_add_test(tc, test_replies_before_an_overlong_line_are_still_sent);
 	tcase_add_test(tc,
 	    test_connection_beyond_max_connections_gets_busy_and_is_closed);

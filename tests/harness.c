@@ -50,7 +50,7 @@
 static struct hb_proc	*procs[HB_MAX_OBJS];
 static struct hb_conn	*conns[HB_MAX_OBJS];
 static char		*tmpfiles[HB_MAX_OBJS];
-static char		*proc_last[HB_MAX_OBJS];	/* line owned per proc */
+static char		*proc_last[HB_MAX_OBJS];	/* a line per proc */
 static int		 cleanup_registered;
 
 static void	hb_cleanup(void);
@@ -238,7 +238,8 @@ hb_spawn_opts(const char *path, char *const argv[],
 		signal(SIGPIPE, SIG_DFL);
 		child_setup(opts);
 		execv(path, argv);
-		fprintf(stderr, "harness: exec %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "harness: exec %s: %s\n", path,
+		    strerror(errno));
 		_exit(127);
 	}
 	close(errp[1]);
@@ -487,7 +488,8 @@ hb_expect_no_log(struct hb_proc *p, size_t from, const char *pat, int for_ms)
 
 	if (line != NULL) {
 		hb_dump(p, pat);
-		ck_abort_msg("unexpected log line matching \"%s\": %s", pat,
+		ck_abort_msg("unexpected log line matching \"%s\": %.1000s",
+		    pat,
 		    line);
 	}
 }
@@ -573,17 +575,19 @@ hb_expect_exit(struct hb_proc *p, int code, int timeout_ms)
 	if (st == -1) {
 		hb_dump(p, "no exit");
 		ck_abort_msg("process %d did not exit within %d ms (expected "
-		    "status %d); stderr tail: %s", (int)p->pid, timeout_ms, code,
+		    "status %d); stderr tail: %s", (int)p->pid, timeout_ms,
+		    code,
 		    tail(p->err, p->errlen, HB_MSG_TAIL));
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != code) {
 		hb_dump(p, "wrong exit");
 		if (WIFSIGNALED(st))
-			ck_abort_msg("process killed by signal %d, expected exit "
-			    "%d; stderr tail: %s", WTERMSIG(st), code,
+			ck_abort_msg("process killed by signal %d, expected "
+			    "exit %d; stderr tail: %s", WTERMSIG(st), code,
 			    tail(p->err, p->errlen, HB_MSG_TAIL));
 		ck_abort_msg("exit status %d, expected %d; stderr tail: %s",
-		    WEXITSTATUS(st), code, tail(p->err, p->errlen, HB_MSG_TAIL));
+		    WEXITSTATUS(st), code,
+		    tail(p->err, p->errlen, HB_MSG_TAIL));
 	}
 }
 
@@ -1142,7 +1146,8 @@ hb_expect(struct hb_conn *c, const char *prefix, int timeout_ms)
 		    "after %d ms; unread: %s", c->name, prefix,
 		    c->eof ? "EOF" : "nothing", timeout_ms, pending(c));
 	if (!has_prefix(line, prefix))
-		ck_abort_msg("%s: expected a line starting \"%s\", got \"%s\"",
+		ck_abort_msg("%s: expected a line starting \"%s\", "
+		    "got \"%.1000s\"",
 		    c->name, prefix, line);
 	return line;
 }
@@ -1202,7 +1207,7 @@ hb_reply(struct hb_conn *c, const char *prefix, int timeout_ms)
 				continue;
 			if (!has_prefix(c->lines[i], prefix))
 				ck_abort_msg("%s: expected a reply starting "
-				    "\"%s\", got \"%s\"", c->name, prefix,
+				    "\"%s\", got \"%.1000s\"", c->name, prefix,
 				    c->lines[i]);
 			return take_line(c, i);
 		}
@@ -1219,7 +1224,7 @@ char *
 hb_request(struct hb_conn *c, const char *req, const char *prefix)
 {
 	if (hb_sendf(c, "%s\n", req) == -1)
-		ck_abort_msg("%s: cannot send \"%s\": %s", c->name, req,
+		ck_abort_msg("%s: cannot send \"%.200s\": %s", c->name, req,
 		    strerror(errno));
 	return hb_reply(c, prefix, HB_REPLY_MS);
 }
@@ -1231,15 +1236,16 @@ hb_expect_eof(struct hb_conn *c, int timeout_ms)
 
 	while (!c->eof) {
 		if (c->nlines > 0)
-			ck_abort_msg("%s: expected the connection to close, got "
-			    "\"%s\"", c->name, c->lines[0]);
+			ck_abort_msg("%s: expected the connection to close, "
+			    "got \"%.1000s\"", c->name, c->lines[0]);
 		if (remaining(deadline) == 0)
 			ck_abort_msg("%s: connection still open after %d ms; "
 			    "unread: %s", c->name, timeout_ms, pending(c));
 		fill(c, remaining(deadline));
 	}
 	if (c->nlines > 0)
-		ck_abort_msg("%s: expected the connection to close, got \"%s\"",
+		ck_abort_msg("%s: expected the connection to close, "
+		    "got \"%.1000s\"",
 		    c->name, c->lines[0]);
 }
 

@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 /* Default deadlines, in milliseconds. */
-#define HB_READY_MS	15000	/* start of a daemon, sanitizer builds included */
+#define HB_READY_MS	15000	/* a daemon's start, sanitizers included */
 #define HB_REPLY_MS	5000	/* one reply line to a request */
 #define HB_EXIT_MS	10000	/* exit after a signal */
 
@@ -29,10 +29,10 @@ struct hb_proc {
 	pid_t		 pid;
 	int		 errfd;		/* read end of its stderr, -1 at EOF */
 	int		 outfd;		/* read end of its stdout, -1 at EOF */
-	char		*err;		/* all of stderr so far, NUL-terminated */
+	char		*err;		/* all of stderr so far, with a NUL */
 	size_t		 errlen;
 	size_t		 errcap;
-	char		*out;		/* all of stdout so far, NUL-terminated */
+	char		*out;		/* all of stdout so far, with a NUL */
 	size_t		 outlen;
 	size_t		 outcap;
 	int		 exited;	/* reaped: status is valid */
@@ -133,7 +133,8 @@ int		 hb_send(struct hb_conn *, const char *data, size_t len);
 int		 hb_sendf(struct hb_conn *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 char		*hb_recv(struct hb_conn *, int timeout_ms);
-char		*hb_expect(struct hb_conn *, const char *prefix, int timeout_ms);
+char		*hb_expect(struct hb_conn *, const char *prefix,
+		    int timeout_ms);
 char		*hb_await(struct hb_conn *, const char *prefix, int timeout_ms);
 char		*hb_reply(struct hb_conn *, const char *prefix,
 		    int timeout_ms);
