@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -342,12 +344,10 @@ config_set_value(struct config *c, const char *key, const char *val,
 		config_err(err, file, line, key, "%s", reason);
 		return -1;
 	}
-	if (strcmp(key, "peer_timeout_ms") == 0) {
+	snprintf(c->where[k - config_keys].file, sizeof(c->where[0].file), "%s", file);
+	c->where[k - config_keys].line = line;
+	if (strcmp(key, "peer_timeout_ms") == 0)
 		c->peer_timeout_set = 1;
-		snprintf(c->peer_timeout_file, sizeof(c->peer_timeout_file),
-		    "%s", file);
-		c->peer_timeout_line = line;
-	}
 	return 0;
 }
 
@@ -603,6 +603,66 @@ config_set(struct config *c, const char *keyval, unsigned ordinal,
 	return rc;
 }
 
+/* A cross-key error, reported where key was last set. */
+static void __attribute__((format(printf, 4, 5)))
+config_where_err(const struct config *c, struct config_error *err,
+    const char *key, const char *fmt, ...)
+{
+	const struct config_where *w = &c->where[config_key_find(key) - config_keys];
+	char reason[sizeof(err->reason)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	config_err(err, w->file[0] != '\0' ? w->file : "(defaults)", w->line, key,
+	    "%s", reason);
+}
+
+/* Whether two listen addresses would bind the same port (port 0 never does). */
+static int
+config_listeners_clash(const char *a, const char *b)
+{
+	struct sockaddr_storage sa, sb;
+	socklen_t la, lb;
+	uint16_t pa, pb;
+	char host[256];
+	int wild_a, wild_b;
+
+	if (*a == '\0' || *b == '\0' ||
+	    addr_split(a, host, sizeof(host), &pa) < 0 ||
+	    addr_split(b, host, sizeof(host), &pb) < 0 ||
+	    pa == 0 || pa != pb ||
+	    addr_resolve(a, 1, &sa, &la) < 0 || addr_resolve(b, 1, &sb, &lb) < 0)
+		return 0;
+	wild_a = sa.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&sa)->sin_addr.s_addr == htonl(INADDR_ANY) :
+	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&sa)->sin6_addr);
+	wild_b = sb.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&sb)->sin_addr.s_addr == htonl(INADDR_ANY) :
+	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&sb)->sin6_addr);
+	return wild_a || wild_b || (la == lb && memcmp(&sa, &sb, la) == 0);
+}
+
+/* Two listeners on one address could never both start. */
+static int
+config_check_listeners(const struct config *c, struct config_error *err)
+{
+	const char *key[] = { "work_listen", "peer_listen", "http_listen" };
+	const char *val[] = { c->work_listen, c->peer_listen, c->http_listen };
+	size_t i, j;
+
+	for (i = 0; i < 3; i++)
+		for (j = i + 1; j < 3; j++)
+			if (config_listeners_clash(val[i], val[j])) {
+				/* reported at the second key of the pair */
+				config_where_err(c, err, key[j], "same address as %s (%s)",
+				    key[i], val[i]);
+				return -1;
+			}
+	return 0;
+}
+
 int
 config_finish(struct config *c, struct config_error *err)
 {
@@ -612,15 +672,13 @@ config_finish(struct config *c, struct config_error *err)
 		err = &dummy;
 	if (!c->peer_timeout_set) {
 		c->peer_timeout_ms = 3 * c->heartbeat_interval_ms;
-		return 0;
-	}
-	if (c->peer_timeout_ms < c->heartbeat_interval_ms) {
-		config_err(err, c->peer_timeout_file, c->peer_timeout_line,
-		    "peer_timeout_ms", "must be at least heartbeat_interval_ms "
-		    "(%u)", c->heartbeat_interval_ms);
+	} else if (c->peer_timeout_ms < c->heartbeat_interval_ms) {
+		config_where_err(c, err, "peer_timeout_ms",
+		    "must be at least heartbeat_interval_ms (%u)",
+		    c->heartbeat_interval_ms);
 		return -1;
 	}
-	return 0;
+	return config_check_listeners(c, err);
 }
 
 const char *

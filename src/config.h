@@ -47,9 +47,11 @@ struct config {
 
 	/* private to config.c */
 	int peer_timeout_set;
-	char peer_timeout_file[256];	/* where it was set, for config_finish */
-	unsigned peer_timeout_line;
 	unsigned seen_line[32];	/* line where each key was set, by key index */
+	struct config_where {	/* where each key was last set, by key index, */
+		char file[256];	/* for the cross-key checks of config_finish */
+		unsigned line;
+	} where[32];
 };
 
 /* What went wrong, for "file:line: key: reason" messages. */
