@@ -1886,6 +1886,40 @@ START_TEST(test_check_config_rejects_one_address_for_two_listeners)
 }
 END_TEST
 
+START_TEST(test_idle_http_connections_do_not_block_healthz)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *idle[50], *big;
+	char *body;
+	long rss0;
+	int i, st;
+
+	for (i = 0; i < 50; i++)
+		idle[i] = hb_connect(p->http_addr);
+	hb_sendf(idle[0], "GET /metr");
+	st = hb_http_get(p->http_addr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_msg(st == 200, "GET /healthz with 50 idle HTTP clients: %d",
+	    st);
+	free(body);
+	/* An endless header is refused, not buffered. */
+	rss0 = hb_rss_kb(p);
+	big = hb_connect(p->http_addr);
+	hb_sendf(big, "GET /healthz HTTP/1.0\r\nX-Big: ");
+	for (i = 0; i < 32 * 1024; i++)
+		if (hb_sendf(big, "%01024d", 0) == -1)
+			break;
+	ck_assert_msg(hb_rss_kb(p) - rss0 < 16 * 1024, "RSS grew from %ld kB "
+	    "to %ld kB for one endless header", rss0, hb_rss_kb(p));
+	hb_close(big);
+	for (i = 0; i < 50; i++)
+		hb_close(idle[i]);
+	st = hb_http_get(p->http_addr, "/healthz", &body, HB_REPLY_MS);
+	ck_assert_int_eq(st, 200);
+	free(body);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1962,6 +1996,7 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_metrics_endpoint_exports_every_documented_metric);
 	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
+	tcase_add_test(tc, test_idle_http_connections_do_not_block_healthz);
 	tcase_add_test(tc, test_healthz_is_503_draining_during_shutdown);
 	tcase_add_test(tc, test_metrics_count_jobs_by_kind_and_outcome);
 	tcase_add_test(tc, test_metrics_are_valid_prometheus_text);

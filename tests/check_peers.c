@@ -16,6 +16,9 @@
 #define _GNU_SOURCE	/* memmem */
 #endif
 
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -852,6 +855,56 @@ START_TEST(test_sigterm_with_peer_links_up_exits_cleanly)
 }
 END_TEST
 
+START_TEST(test_inbound_peer_that_never_reads_acks_is_bounded)
+{
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c = hb_connect(a->peer_addr);
+	struct hb_conn *w;
+	const char hb[] = "HB 123456789 123456789012345\n";
+	size_t chunk = (sizeof(hb) - 1) * 2000, off = 0, sent = 0, i;
+	char *buf = malloc(chunk);
+	uint64_t t0, stalled = 0;
+	long rss0, rss1;
+	int rcv = 4096;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < chunk; i++)
+		buf[i] = hb[i % (sizeof(hb) - 1)];
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	hb_sendf(c, "HELLO greedy 1\n");
+	rss0 = hb_rss_kb(a);
+	/* 64 MiB of HBs whose ACKs are never read, for at most 15 s. */
+	t0 = hb_now_ms();
+	while (sent < (64u << 20) && hb_now_ms() - t0 < 15000) {
+		n = send(c->fd, buf + off, chunk - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (size_t)n;
+			off = (off + (size_t)n) % chunk;
+			stalled = 0;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			break;	/* closed by the daemon: bounded too */
+		if (stalled == 0)
+			stalled = hb_now_ms();
+		else if (hb_now_ms() - stalled > 1000)
+			break;
+		poll(NULL, 0, 10);
+	}
+	rss1 = hb_rss_kb(a);
+	ck_assert_msg(rss1 - rss0 < 64 * 1024, "daemon grew from %ld kB to "
+	    "%ld kB for a peer that never reads (%zu bytes taken)", rss0, rss1,
+	    sent);
+	free(buf);
+	w = hb_connect(a->work_addr);
+	hb_request(w, "PING", "PONG");
+	hb_close(w);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -882,6 +935,7 @@ peers_suite(void)
 	tcase_add_test(tc, test_peer_port_answers_hello_and_echoes_hb_as_ack);
 	tcase_add_test(tc, test_peer_port_refuses_garbage_and_hb_before_hello);
 	tcase_add_test(tc, test_peer_port_closes_an_overlong_line);
+	tcase_add_test(tc, test_inbound_peer_that_never_reads_acks_is_bounded);
 	tcase_add_test(tc, test_rtt_reflects_a_slow_peers_ack_delay);
 	tcase_add_test(tc, test_late_acks_make_a_peer_suspect_but_not_down);
 	tcase_add_test(tc,
