@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1601,7 +1602,8 @@ END_TEST
 START_TEST(test_check_config_without_c_uses_defaults)
 {
 	struct hb_proc *p = hb_spawn_daemon("-t", NULL);
-	char *l;
+	char *l, host[256] = "";
+	cpu_set_t cpus;
 
 	hb_expect_exit(p, 0, HB_EXIT_MS);
 	l = strstr(p->out, "work_listen");
@@ -1617,6 +1619,21 @@ START_TEST(test_check_config_without_c_uses_defaults)
 	l = strstr(p->out, "shutdown_grace_ms");
 	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "0123456789"),
 	    "10000\n", 6) == 0, "default shutdown_grace_ms:\n%.3000s", p->out);
+	/* node_name is the host name, threads the number of CPUs. */
+	gethostname(host, sizeof(host) - 1);
+	l = strstr(p->out, "node_name");
+	ck_assert_msg(l != NULL && strncmp(l + strcspn(l, "="), "= ", 2) == 0 &&
+	    strncmp(l + strcspn(l, "=") + 2, host, strlen(host)) == 0,
+	    "default node_name is not the host name %s:\n%.3000s", host,
+	    p->out);
+	CPU_ZERO(&cpus);
+	sched_getaffinity(0, sizeof(cpus), &cpus);
+	l = strstr(p->out, "\nthreads");
+	ck_assert_msg(l != NULL && (atol(l + strcspn(l, "0123456789")) ==
+	    sysconf(_SC_NPROCESSORS_ONLN) || atol(l + strcspn(l, "0123456789"))
+	    == CPU_COUNT(&cpus)), "default threads is not the number of CPUs "
+	    "(%ld online, %d usable):\n%.3000s", sysconf(_SC_NPROCESSORS_ONLN),
+	    CPU_COUNT(&cpus), p->out);
 	hb_free(p);
 }
 END_TEST
@@ -1920,6 +1937,61 @@ START_TEST(test_idle_http_connections_do_not_block_healthz)
 }
 END_TEST
 
+START_TEST(test_sighup_with_the_config_file_gone_keeps_running)
+{
+	char *path = config_with("heartbeat_log_ms = 0\n");
+	struct hb_proc *p = start_with_file(path);
+	struct hb_conn *c;
+	char *line;
+	size_t m;
+
+	ck_assert_int_eq(unlink(path), 0);
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	line = hb_expect_log(p, m, "msg=reload-failed", HB_REPLY_MS);
+	ck_assert_msg(strstr(line, path) != NULL, "does not name %s: %s",
+	    path, line);
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	/* Back again: reload works. */
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_heartbeats_counter_follows_the_interval)
+{
+	struct hb_proc *p = hb_start("-s", FAST_TICK, NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	long long h0, h1;
+	uint64_t t0, t1;
+	char *line;
+
+	line = hb_request(c, "STATS", "STATS ");
+	t0 = hb_now_ms();
+	h0 = hb_num(line, "heartbeats");
+	/* The stimulus is time itself: one second of 50 ms ticks. */
+	poll(NULL, 0, 1000);
+	line = hb_request(c, "STATS", "STATS ");
+	t1 = hb_now_ms();
+	h1 = hb_num(line, "heartbeats");
+	ck_assert_msg(h1 - h0 >= (long long)(t1 - t0) / 50 - 3 &&
+	    h1 - h0 <= (long long)(t1 - t0) / 50 + 3,
+	    "%lld heartbeats in %llu ms at heartbeat_interval_ms=50",
+	    h1 - h0, (unsigned long long)(t1 - t0));
+	ck_assert_msg(hb_num(line, "lag_p50_us") < 50000,
+	    "median tick lag on an idle daemon: %s", line);
+	ck_assert_msg(hb_num(line, "uptime_s") >= 1, "uptime_s: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -1970,6 +2042,7 @@ daemon_suite(void)
 	    test_heartbeat_log_ms_zero_writes_no_heartbeat_lines);
 	tcase_add_test(tc, test_ipv6_listen_address_is_logged_in_brackets);
 	tcase_add_test(tc, test_a_stall_shows_in_the_lag_figures);
+	tcase_add_test(tc, test_heartbeats_counter_follows_the_interval);
 	tcase_add_test(tc, test_pool_mode_inline_warns_and_still_runs_jobs);
 	tcase_add_test(tc, test_worker_threads_run_at_worker_nice);
 	suite_add_tcase(s, tc);
@@ -1984,6 +2057,7 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_sighup_changing_a_listen_address_logs_restart_needed);
 	tcase_add_test(tc, test_sighup_switches_the_log_format);
+	tcase_add_test(tc, test_sighup_with_the_config_file_gone_keeps_running);
 	tcase_add_test(tc, test_sighup_applies_new_limits_and_interval);
 	tcase_add_test(tc, test_sighup_changing_threads_logs_restart_needed);
 	tcase_add_test(tc, test_set_overrides_survive_a_reload);

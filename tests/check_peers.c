@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_common.h"
@@ -374,12 +375,19 @@ fake_accept(int lfd, const char *node)
 static char *
 fake_hb(struct hb_conn *f, unsigned long long *seq, int ack)
 {
-	unsigned long long s, t;
+	unsigned long long s, t, now;
 	char *line = hb_expect(f, "HB ", 2 * INTERVAL_MS + SLACK_MS);
+	struct timespec ts;
 	int n = 0;
 
 	ck_assert_msg(sscanf(line, "HB %llu %llu%n", &s, &t, &n) == 2 &&
 	    (line[n] == '\0' || line[n] == ' '), "malformed HB: %s", line);
+	/* Same machine: t is near our own CLOCK_MONOTONIC in ns. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (unsigned long long)ts.tv_sec * 1000000000ull +
+	    (unsigned long long)ts.tv_nsec;
+	ck_assert_msg(t <= now && now - t < 2000000000ull,
+	    "HB t=%llu is not the monotonic clock in ns (now %llu)", t, now);
 	ck_assert_msg(s > *seq, "HB seq %llu after %llu", s, *seq);
 	*seq = s;
 	if (ack)
