@@ -1597,6 +1597,126 @@ START_TEST(test_floods_of_requests_and_completions_do_not_delay_the_tick)
 }
 END_TEST
 
+/* Pipeline n SUBMITs and check that each OK comes before its outcome. */
+static void
+check_ok_precedes_outcome(struct hb_proc *p, int n)
+{
+	struct hb_conn *c = hb_connect(p->work_addr);
+	static unsigned char state[8192];	/* 1 = OK seen, 2 = outcome */
+	unsigned long long id, base = 0;
+	char *batch, *line;
+	int i, oks = 0, outcomes = 0;
+
+	ck_assert_int_le(n, 4096);
+	memset(state, 0, sizeof(state));
+	batch = malloc((size_t)n * 24);
+	ck_assert_ptr_nonnull(batch);
+	batch[0] = '\0';
+	for (i = 0; i < n; i++)
+		strcat(batch, i % 2 ? "SUBMIT primes n=2\n" :
+		    "SUBMIT sleep ms=0\n");
+	ck_assert_int_eq(hb_send(c, batch, strlen(batch)), 0);
+	free(batch);
+	while (oks < n || outcomes < n) {
+		line = hb_recv(c, OUTCOME_MS);
+		ck_assert_msg(line != NULL, "%d OKs and %d outcomes of %d", oks,
+		    outcomes, n);
+		if (sscanf(line, "OK %llu", &id) == 1) {
+			if (oks++ == 0)
+				base = id;
+			ck_assert_msg(id >= base && id - base < 8192,
+			    "ids far apart: %s", line);
+			ck_assert_msg(state[id - base] == 0,
+			    "OK after the outcome: %s", line);
+			state[id - base] = 1;
+		} else if (sscanf(line, "DONE %llu", &id) == 1 ||
+		    sscanf(line, "FAIL %llu", &id) == 1) {
+			outcomes++;
+			ck_assert_msg(oks > 0 && id >= base && id - base < 8192 &&
+			    state[id - base] == 1,
+			    "outcome before its OK (or twice): %s", line);
+			state[id - base] = 2;
+		} else
+			ck_abort_msg("unexpected line: %s", line);
+	}
+	hb_close(c);
+}
+
+START_TEST(test_ok_always_precedes_the_outcome_with_threads)
+{
+	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=4096", NULL);
+
+	check_ok_precedes_outcome(p, 2000);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_ok_always_precedes_the_outcome_inline)
+{
+	struct hb_proc *p = hb_start("-s", "pool_mode=inline",
+	    "-s", "max_jobs_per_conn=4096", NULL);
+
+	check_ok_precedes_outcome(p, 500);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_inline_jobs_still_honour_timeouts)
+{
+	struct hb_proc *p = hb_start("-s", "pool_mode=inline", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t id;
+
+	id = submit(c, "spin ms=20000 timeout_ms=100");
+	expect_fail(c, id, "timeout", HB_REPLY_MS);
+	id = submit(c, "primes n=10000000000 timeout_ms=100");
+	expect_fail(c, id, "timeout", HB_REPLY_MS);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_spin_burns_for_about_ms)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	long long r;
+
+	line = outcome(c, submit(c, "spin ms=200"), OUTCOME_MS);
+	r = hb_num(line, "run_us");
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0 && r >= 200000 &&
+	    r < 200000 + 700000, "spin ms=200: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_reloaded_auth_token_applies_to_new_logins)
+{
+	char *path = hb_tmpfile("auth_token = first-token\n");
+	struct hb_proc *p = hb_start("-c", path, NULL);
+	struct hb_conn *old = hb_connect(p->work_addr), *c;
+	size_t m;
+
+	hb_request(old, "AUTH first-token", "OK auth");
+	hb_write_file(path, "auth_token = second-token\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	hb_request(c, "AUTH first-token", "ERR auth-failed");
+	hb_request(c, "AUTH second-token", "OK auth");
+	hb_request(c, "STATS", "STATS ");
+	/* A session that logged in before stays logged in. */
+	hb_request(old, "STATS", "STATS ");
+	hb_close(c);
+	hb_close(old);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1642,6 +1762,10 @@ work_suite(void)
 	tcase_add_test(tc, test_every_ok_gets_exactly_one_outcome_under_churn);
 	tcase_add_test(tc, test_status_progress_advances_while_a_job_runs);
 	tcase_add_test(tc, test_timeout_counts_run_time_not_queue_time);
+	tcase_add_test(tc, test_ok_always_precedes_the_outcome_with_threads);
+	tcase_add_test(tc, test_ok_always_precedes_the_outcome_inline);
+	tcase_add_test(tc, test_inline_jobs_still_honour_timeouts);
+	tcase_add_test(tc, test_spin_burns_for_about_ms);
 	tcase_add_test(tc,
 	    test_queue_us_and_run_us_measure_waiting_and_running);
 	tcase_add_test(tc, test_many_clients_each_get_only_their_own_outcomes);
@@ -1658,6 +1782,7 @@ work_suite(void)
 	    test_submit_beyond_max_jobs_per_conn_is_too_many_jobs);
 	tcase_add_test(tc,
 	    test_auth_token_allows_only_auth_ping_help_quit_before_auth);
+	tcase_add_test(tc, test_reloaded_auth_token_applies_to_new_logins);
 	tcase_add_test(tc, test_disconnect_drops_only_that_clients_jobs);
 	tcase_add_test(tc,
 	    test_slow_reader_does_not_grow_the_daemon_or_slow_others);
