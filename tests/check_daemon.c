@@ -1992,6 +1992,77 @@ START_TEST(test_heartbeats_counter_follows_the_interval)
 }
 END_TEST
 
+START_TEST(test_long_options_match_the_short_ones)
+{
+	char *path = hb_tmpfile("queue_max = 5\n");
+	struct hb_proc *p = hb_spawn_daemon("--check-config", "--config", path,
+	    "--set", "max_line=333", NULL);
+	char *l;
+
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	l = strstr(p->out, "queue_max");
+	ck_assert_msg(l != NULL && atol(l + strcspn(l, "0123456789")) == 5,
+	    "--config not read:\n%.3000s", p->out);
+	l = strstr(p->out, "max_line");
+	ck_assert_msg(l != NULL && atol(l + strcspn(l, "0123456789")) == 333,
+	    "--set not applied:\n%.3000s", p->out);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_set_without_equals_and_stray_arguments_exit_one)
+{
+	struct hb_proc *p;
+
+	p = hb_spawn_daemon("-t", "-s", "threads", NULL);
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	hb_free(p);
+	p = hb_spawn_daemon("-t", "stray", NULL);
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	hb_free(p);
+	p = hb_spawn_daemon("-c", NULL);
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_socket_activation_of_work_alone_binds_the_rest)
+{
+	char waddr[64];
+	int fd = hb_listen(waddr, sizeof(waddr));
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", NULL };
+
+	ck_assert_int_ge(fd, 0);
+	memset(&o, 0, sizeof(o));
+	o.fds = &fd;
+	o.nfds = 1;
+	o.fdnames = "work";
+	p = hb_spawn_opts(argv[0], argv, &o);
+	close(fd);
+	if (hb_wait_ready(p, HB_READY_MS) == -1) {
+		hb_dump(p, "socket activation of work");
+		ck_abort_msg("not ready with only work passed");
+	}
+	ck_assert_msg(strcmp(p->work_addr, waddr) == 0,
+	    "work listens on %s, not the passed %s", p->work_addr, waddr);
+	ck_assert_msg(p->peer_addr[0] != '\0' && p->http_addr[0] != '\0',
+	    "peer or http not bound from the config");
+	c = hb_connect(waddr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	c = hb_connect(p->peer_addr);
+	hb_sendf(c, "HELLO qa 1\n");
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -2023,6 +2094,8 @@ daemon_suite(void)
 	tcase_add_test(tc,
 	    test_check_config_rejects_a_line_without_equals_naming_it);
 	tcase_add_test(tc, test_check_config_without_c_uses_defaults);
+	tcase_add_test(tc, test_long_options_match_the_short_ones);
+	tcase_add_test(tc, test_set_without_equals_and_stray_arguments_exit_one);
 	tcase_add_test(tc,
 	    test_check_config_rejects_one_address_for_two_listeners);
 	suite_add_tcase(s, tc);
@@ -2062,6 +2135,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_sighup_changing_threads_logs_restart_needed);
 	tcase_add_test(tc, test_set_overrides_survive_a_reload);
 	tcase_add_test(tc, test_socket_activation_serves_the_passed_listeners);
+	tcase_add_test(tc, test_socket_activation_of_work_alone_binds_the_rest);
 	tcase_add_test(tc, test_notify_socket_gets_ready_and_stopping);
 	tcase_add_test(tc, test_watchdog_is_pinged_every_half_watchdog_usec);
 	suite_add_tcase(s, tc);
