@@ -913,6 +913,69 @@ START_TEST(test_inbound_peer_that_never_reads_acks_is_bounded)
 }
 END_TEST
 
+START_TEST(test_three_node_mesh_isolates_only_the_stopped_node)
+{
+	static const char *const names[] = { "n0", "n1", "n2" };
+	struct hb_proc *n[3];
+	char *conf[3], buf[512], line[512];
+	struct hb_conn *c;
+	size_t m[3];
+	int i, j;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "node_name = %s\n"
+		    "heartbeat_interval_ms = %d\npeer_timeout_ms = %d\n",
+		    names[i], INTERVAL_MS, TIMEOUT_MS);
+		conf[i] = hb_tmpfile(buf);
+		n[i] = hb_start("-c", conf[i], NULL);
+	}
+	/* Now that every port is known, each node learns the other two. */
+	for (i = 0; i < 3; i++) {
+		int k = snprintf(buf, sizeof(buf), "node_name = %s\n"
+		    "heartbeat_interval_ms = %d\npeer_timeout_ms = %d\n",
+		    names[i], INTERVAL_MS, TIMEOUT_MS);
+
+		for (j = 0; j < 3; j++)
+			if (j != i)
+				k += snprintf(buf + k, sizeof(buf) - (size_t)k,
+				    "peer = %s@%s\n", names[j],
+				    n[j]->peer_addr);
+		hb_write_file(conf[i], buf);
+		m[i] = hb_mark(n[i]);
+		hb_signal(n[i], SIGHUP);
+	}
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < 3; j++)
+			if (j != i)
+				expect_peer_event(n[i], m[i], "peer-up",
+				    names[j], UP_MS);
+	for (i = 0; i < 2; i++)
+		m[i] = hb_mark(n[i]);
+	hb_signal(n[2], SIGSTOP);
+	expect_peer_event(n[0], m[0], "peer-down", "n2",
+	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
+	expect_peer_event(n[1], m[1], "peer-down", "n2",
+	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
+	for (i = 0; i < 2; i++) {
+		c = hb_connect(n[i]->work_addr);
+		peer_line(c, names[1 - i], line, sizeof(line));
+		ck_assert_msg(hb_line_has(line, "state=up"), "%s sees %s",
+		    names[i], line);
+		ck_assert_int_eq(hb_num(hb_request(c, "STATS", "STATS "),
+		    "peers_up"), 1);
+		hb_close(c);
+		ck_assert_msg(hb_count_lines(n[i], m[i], "msg=peer-down "
+		    "peer=n0") + hb_count_lines(n[i], m[i], "msg=peer-down "
+		    "peer=n1") == 0, "%s lost a healthy peer", names[i]);
+	}
+	hb_signal(n[2], SIGCONT);
+	expect_peer_event(n[0], m[0], "peer-up", "n2", UP_MS);
+	expect_peer_event(n[1], m[1], "peer-up", "n2", UP_MS);
+	for (i = 0; i < 3; i++)
+		hb_free(n[i]);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -931,6 +994,7 @@ peers_suite(void)
 	    test_two_nodes_peer_each_other_after_a_reload_adds_the_peer);
 	tcase_add_test(tc, test_metrics_show_an_up_peer_and_its_rtt);
 	tcase_add_test(tc, test_reload_moves_a_peer_to_a_new_address);
+	tcase_add_test(tc, test_three_node_mesh_isolates_only_the_stopped_node);
 	tcase_add_test(tc, test_sigterm_with_peer_links_up_exits_cleanly);
 	tcase_add_test(tc,
 	    test_stalled_node_blames_itself_not_its_healthy_peer);
