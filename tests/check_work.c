@@ -1717,6 +1717,69 @@ START_TEST(test_reloaded_auth_token_applies_to_new_logins)
 }
 END_TEST
 
+START_TEST(test_sigterm_exits_even_if_a_client_never_reads)
+{
+	struct hb_proc *p = hb_start("-s", "shutdown_grace_ms=1000", NULL);
+	struct hb_conn *slow = hb_connect(p->work_addr);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *buf;
+	size_t len = 6 * 100000, i;
+	int rcv = 4096;
+	uint64_t t;
+
+	setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < len; i++)
+		buf[i] = "STATS\n"[i % 6];
+	/* As much as it takes before the daemon stops reading it. */
+	(void)send(slow->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(buf);
+	hb_request(c, "PING", "PONG");
+	t = hb_now_ms();
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_msg(hb_now_ms() - t < 5000, "exit took %llu ms with a "
+	    "client that never reads (grace 1000 ms)",
+	    (unsigned long long)(hb_now_ms() - t));
+	hb_expect_log(p, 0, "msg=stopped", 0);
+	hb_close(slow);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_second_sigterm_and_sighup_during_drain_are_harmless)
+{
+	struct hb_proc *p = hb_start("-s", "shutdown_grace_ms=600", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	uint64_t id;
+	size_t m;
+	int n = 0;
+
+	id = submit(c, "sleep ms=30000");
+	m = hb_mark(p);
+	hb_signal(p, SIGTERM);
+	hb_expect_log(p, m, "msg=stopping", HB_REPLY_MS);
+	hb_signal(p, SIGHUP);
+	hb_signal(p, SIGTERM);
+	hb_request(c, "PING", "PONG");
+	while ((line = hb_recv(c, HB_EXIT_MS)) != NULL) {
+		ck_assert_msg(strncmp(line, "FAIL ", 5) == 0 &&
+		    strtoull(line + 5, NULL, 10) == id,
+		    "unexpected line during drain: %s", line);
+		n++;
+	}
+	ck_assert_msg(n == 1, "job %llu got %d outcomes",
+	    (unsigned long long)id, n);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	ck_assert_int_eq(hb_count_lines(p, 0, "msg=stopped"), 1);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 work_suite(void)
 {
@@ -1801,6 +1864,9 @@ work_suite(void)
 	tcase_add_test(tc,
 	    test_sigterm_mixes_finished_and_cancelled_jobs_correctly);
 	tcase_add_test(tc, test_sigterm_does_not_wait_for_idle_clients);
+	tcase_add_test(tc, test_sigterm_exits_even_if_a_client_never_reads);
+	tcase_add_test(tc,
+	    test_second_sigterm_and_sighup_during_drain_are_harmless);
 	suite_add_tcase(s, tc);
 	return s;
 }
