@@ -2063,6 +2063,75 @@ START_TEST(test_socket_activation_of_work_alone_binds_the_rest)
 }
 END_TEST
 
+/* Feed hostile bytes to every port, with debug logging, then stop. */
+static struct hb_proc *
+hostile_run(const char *format)
+{
+	char fmt[64], peer[160];
+	struct hb_proc *b = hb_start("-s", FAST_TICK, NULL);
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char *body;
+
+	snprintf(fmt, sizeof(fmt), "log_format=%s", format);
+	snprintf(peer, sizeof(peer), "peer=b@%s", b->peer_addr);
+	p = hb_start("-s", fmt, "-s", "log_level=debug", "-s", FAST_TICK,
+	    "-s", "heartbeat_log_ms=100", "-s", peer,
+	    "-s", "peer=ghost@127.0.0.1:1", NULL);
+	hb_expect_log(p, 0, "msg=peer-up peer=b", 10000);
+	c = hb_connect(p->work_addr);
+	hb_sendf(c, "BAD \"quote\" back\\slash \x01\x1b[31m\x7f\xff\xfe verb\n");
+	hb_reply(c, "ERR ", HB_REPLY_MS);
+	hb_sendf(c, "SUBMIT sha256 rounds=1 seed=\"\\\x02\n");
+	hb_reply(c, "OK ", HB_REPLY_MS);
+	hb_sendf(c, "SUBMIT spin ms=5 \x03=\"\n");
+	hb_reply(c, "ERR ", HB_REPLY_MS);
+	hb_close(c);
+	c = hb_connect(p->peer_addr);
+	hb_sendf(c, "HELLO \"evil\\name\x01 1\n");
+	while (hb_recv(c, HB_REPLY_MS) != NULL)
+		;
+	hb_close(c);
+	c = hb_connect(p->peer_addr);
+	hb_sendf(c, "\x1b]0;title\x07 \"\n");
+	while (hb_recv(c, HB_REPLY_MS) != NULL)
+		;
+	hb_close(c);
+	if (hb_http_get(p->http_addr, "/\"%22\x01?a=\"b", &body,
+	    HB_REPLY_MS) >= 0)
+		free(body);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_free(b);
+	return p;
+}
+
+START_TEST(test_hostile_input_cannot_break_logfmt_lines)
+{
+	struct hb_proc *p = hostile_run("logfmt");
+
+	check_common_fields(p);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_hostile_input_cannot_break_json_lines)
+{
+	struct hb_proc *p = hostile_run("json");
+	const char *s, *nl;
+	char *line;
+
+	for (s = p->err; (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+		line = strndup(s, (size_t)(nl - s));
+		ck_assert_msg(json_object_line(line),
+		    "not exactly one JSON object: %.1000s", line);
+		free(line);
+	}
+	check_common_fields(p);
+	hb_free(p);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
@@ -2107,6 +2176,8 @@ daemon_suite(void)
 	tcase_add_test(tc, test_json_validator_rejects_malformed_input);
 	tcase_add_test(tc, test_logfmt_validator_rejects_malformed_lines);
 	tcase_add_test(tc, test_config_errors_in_a_reload_are_quoted_logfmt);
+	tcase_add_test(tc, test_hostile_input_cannot_break_logfmt_lines);
+	tcase_add_test(tc, test_hostile_input_cannot_break_json_lines);
 	tcase_add_test(tc,
 	    test_json_log_format_gives_one_valid_object_per_line);
 	tcase_add_test(tc,
