@@ -1354,8 +1354,7 @@ notify_socket(char *path, size_t len)
 	struct sockaddr_un sun;
 	int fd;
 
-	snprintf(path, len, "/tmp/hbnotify.%d.%llu", (int)getpid(),
-	    (unsigned long long)hb_now_ms());
+	snprintf(path, len, "%s", hb_tmppath("notify"));
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 	memset(&sun, 0, sizeof(sun));

@@ -1415,6 +1415,23 @@ hb_tmpfile(const char *contents)
 	return path;
 }
 
+char *
+hb_tmppath(const char *tag)
+{
+	static unsigned int serial;
+	char buf[108];
+	int slot;
+
+	register_cleanup();
+	for (slot = 0; slot < HB_MAX_OBJS && tmpfiles[slot] != NULL; slot++)
+		;
+	ck_assert_msg(slot < HB_MAX_OBJS, "harness: too many temp files");
+	snprintf(buf, sizeof(buf), "/tmp/hb%s.%d.%u", tag, (int)getpid(),
+	    serial++);
+	tmpfiles[slot] = hb_xstrndup(buf, strlen(buf));
+	return tmpfiles[slot];
+}
+
 /* Replace the file's contents atomically, so a reload never sees half. */
 void
 hb_write_file(const char *path, const char *contents)

@@ -151,6 +151,7 @@ int		 hb_http_get(const char *addr, const char *path, char **body,
 
 /* Files: a temp file removed at exit; an atomic rewrite (for SIGHUP). */
 char		*hb_tmpfile(const char *contents);
+char		*hb_tmppath(const char *tag);	/* a name only, for sockets */
 void		 hb_write_file(const char *path, const char *contents);
 
 /* Time: monotonic milliseconds; wall-clock microseconds, as in ts=. */
