@@ -27,6 +27,7 @@
 #include <netinet/tcp.h>
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -95,12 +96,40 @@ hb_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/*
+ * Remove temp files left by test processes that are gone. Check ends a
+ * failed forked test with _exit, so atexit cleanup does not run then; the
+ * daemons die by PR_SET_PDEATHSIG, their temp files here, next time.
+ */
+static void
+sweep_stale(void)
+{
+	char path[300];
+	struct dirent *de;
+	DIR *d;
+	long pid;
+
+	if ((d = opendir("/tmp")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "hbtest.", 7) != 0 ||
+		    sscanf(de->d_name + 7, "%ld.", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
+			snprintf(path, sizeof(path), "/tmp/%s", de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+}
+
 static void
 register_cleanup(void)
 {
 	if (!cleanup_registered) {
 		cleanup_registered = 1;
 		signal(SIGPIPE, SIG_IGN);
+		sweep_stale();
 		atexit(hb_cleanup);
 	}
 }
@@ -1400,10 +1429,12 @@ hb_http_get(const char *addr, const char *path, char **body, int timeout_ms)
 char *
 hb_tmpfile(const char *contents)
 {
-	char *path = hb_xstrndup("/tmp/hbtest.XXXXXX", 18);
+	char *path, tmpl[64];
 	int fd, slot;
 
 	register_cleanup();
+	snprintf(tmpl, sizeof(tmpl), "/tmp/hbtest.%d.XXXXXX", (int)getpid());
+	path = hb_xstrndup(tmpl, strlen(tmpl));
 	for (slot = 0; slot < HB_MAX_OBJS && tmpfiles[slot] != NULL; slot++)
 		;
 	ck_assert_msg(slot < HB_MAX_OBJS, "harness: too many temp files");
@@ -1426,7 +1457,7 @@ hb_tmppath(const char *tag)
 	for (slot = 0; slot < HB_MAX_OBJS && tmpfiles[slot] != NULL; slot++)
 		;
 	ck_assert_msg(slot < HB_MAX_OBJS, "harness: too many temp files");
-	snprintf(buf, sizeof(buf), "/tmp/hb%s.%d.%u", tag, (int)getpid(),
+	snprintf(buf, sizeof(buf), "/tmp/hbtest.%d.%s%u", (int)getpid(), tag,
 	    serial++);
 	tmpfiles[slot] = hb_xstrndup(buf, strlen(buf));
 	return tmpfiles[slot];
