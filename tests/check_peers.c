@@ -18,6 +18,8 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -209,6 +211,8 @@ START_TEST(test_stopped_peer_goes_suspect_then_down_in_time_then_back_up)
 	ev = expect_peer_event(a, m, "peer-suspect", "b",
 	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
 	t_suspect = hb_now_ms() - t0;
+	ck_assert_msg(hb_line_has(ev, "addr= reason="),
+	    "peer-suspect without addr and reason: %s", ev);
 	ev = expect_peer_event(a, m, "peer-down", "b",
 	    TIMEOUT_MS + INTERVAL_MS + SLACK_MS);
 	t_down = hb_now_ms() - t0;
@@ -976,6 +980,37 @@ START_TEST(test_three_node_mesh_isolates_only_the_stopped_node)
 }
 END_TEST
 
+START_TEST(test_peer_link_works_over_ipv6)
+{
+	struct sockaddr_in6 sin6;
+	struct hb_proc *a, *b;
+	char arg[160], addr[128], *ev;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) ==
+	    -1) {
+		/* No IPv6 loopback on this machine: nothing to test. */
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	close(fd);
+	b = start_node("b", "peer_listen=[::1]:0", NULL);
+	ck_assert_msg(strncmp(b->peer_addr, "[::1]:", 6) == 0,
+	    "IPv6 peer addr logged as %s", b->peer_addr);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "b", b->peer_addr),
+	    NULL);
+	ev = expect_peer_event(a, 0, "peer-up", "b", UP_MS);
+	ck_assert_msg(hb_field(ev, "addr", addr, sizeof(addr)) == 0 &&
+	    strcmp(addr, b->peer_addr) == 0, "peer-up addr: %s", ev);
+	hb_free(a);
+	hb_free(b);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -986,6 +1021,7 @@ peers_suite(void)
 	tcase_add_test(tc, test_link_to_a_peer_comes_up_with_rtt);
 	tcase_add_test(tc, test_peer_name_defaults_to_host_port);
 	tcase_add_test(tc, test_unreachable_peer_is_listed_but_not_up);
+	tcase_add_test(tc, test_peer_link_works_over_ipv6);
 	tcase_add_test(tc,
 	    test_stopped_peer_goes_suspect_then_down_in_time_then_back_up);
 	tcase_add_test(tc,
