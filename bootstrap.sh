@@ -85,7 +85,9 @@ run_check() {
 	fi
 	grep -E '^# (TOTAL|PASS|FAIL|ERROR):' "$dir.check.log" | tr '\n' ' ' >&2
 	echo >&2
+	passed=$((passed + $(sed -n 's/^# PASS: *//p' "$dir.check.log")))
 }
+passed=0
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
@@ -108,6 +110,7 @@ check)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		run_check build-tsan TESTS="tests/check_pool tests/check_work"
 	say "all checks passed"
+	echo "check: $passed passed, 0 failed"
 	;;
 build)
 	install_packages
