@@ -68,6 +68,7 @@ struct conn {
 	int watching;
 	int throttled;			/* reading paused for output to drain */
 	int finishing;			/* closing once the output drains */
+	int eof;			/* the client sent all it will send */
 	TAILQ_ENTRY(conn) entry;
 };
 
@@ -199,9 +200,11 @@ work_conn_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		work_conn_close(c, "eof");
-	else if (what & BEV_EVENT_TIMEOUT)
+	if (what & BEV_EVENT_EOF) {
+		/* a half-close: answer what it sent, then close */
+		c->eof = 1;
+		work_conn_read(c->bev, c);
+	} else if (what & BEV_EVENT_TIMEOUT)
 		work_conn_close(c, "write-timeout");
 	else if (what & BEV_EVENT_ERROR)
 		work_conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -541,6 +544,8 @@ work_conn_read(struct bufferevent *bev, void *arg)
 			/* no newline yet: max_line bytes plus a CR is the most allowed */
 			if (evbuffer_get_length(in) > max_line + 1)
 				work_line_too_long(c);
+			else if (c->eof)
+				work_conn_finish(c);
 			return;
 		}
 		if (len > 0 && line[len - 1] == '\r')
