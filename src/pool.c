@@ -424,6 +424,7 @@ pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
     void *arg)
 {
 	struct pool *p;
+	pthread_mutexattr_t attr;
 	sigset_t all, old;
 	unsigned i;
 	int rc = 0;
@@ -440,7 +441,11 @@ pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
 	TAILQ_INIT(&p->running);
 	TAILQ_INIT(&p->finished);
 	TAILQ_INIT(&p->staged);
-	pthread_mutex_init(&p->lock, NULL);
+	/* critical sections are a few list splices: spin briefly, then sleep */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	pthread_cond_init(&p->cond, NULL);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->bell) < 0) {
