@@ -77,8 +77,14 @@ daemon_activated_fd(const char *service)
 	return -1;
 }
 
-evutil_socket_t
-daemon_listen(struct daemon *d, const char *service, const char *addr)
+/*
+ * Bind (or take from socket activation, by name "work", "peer", "http") a
+ * nonblocking listening socket for addr and log msg=listening service=NAME
+ * addr=HOST:PORT with the port actually bound. Returns the fd or -1 after
+ * logging.
+ */
+static evutil_socket_t
+daemon_listen(const char *service, const char *addr)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -86,7 +92,6 @@ daemon_listen(struct daemon *d, const char *service, const char *addr)
 	struct log_line *l;
 	int fd, one = 1, activated = 0;
 
-	(void)d;
 	if ((fd = daemon_activated_fd(service)) >= 0) {
 		activated = 1;
 		if (evutil_make_socket_nonblocking(fd) < 0 ||
@@ -361,11 +366,11 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	if ((d.base = daemon_base_new()) == NULL)
 		goto out;
 
-	if ((work_fd = daemon_listen(&d, "work", cfg->work_listen)) < 0 ||
-	    (peer_fd = daemon_listen(&d, "peer", cfg->peer_listen)) < 0)
+	if ((work_fd = daemon_listen("work", cfg->work_listen)) < 0 ||
+	    (peer_fd = daemon_listen("peer", cfg->peer_listen)) < 0)
 		goto out;
 	if (cfg->http_listen[0] != '\0' &&
-	    (http_fd = daemon_listen(&d, "http", cfg->http_listen)) < 0)
+	    (http_fd = daemon_listen("http", cfg->http_listen)) < 0)
 		goto out;
 
 	d.work = work_new(&d);

@@ -58,14 +58,6 @@ struct daemon {
 /* Run the daemon with a valid config; returns the exit status. */
 int daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_t nsets);
 
-/*
- * Bind (or take from socket activation, by name "work", "peer", "http") a
- * nonblocking listening socket for addr and log msg=listening service=NAME
- * addr=HOST:PORT with the port actually bound. Returns the fd or -1 after
- * logging.
- */
-evutil_socket_t daemon_listen(struct daemon *d, const char *service, const char *addr);
-
 /* A job left the pool: called by work once it has written the outcome. */
 void daemon_job_finished(struct daemon *d);
 
