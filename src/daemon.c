@@ -289,7 +289,6 @@ daemon_watchdog_start(struct daemon *d)
 
 	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
 		return;
-	d->watchdog_usec = usec;
 	usec /= 4;		/* well inside the required WATCHDOG_USEC / 2 */
 	tv.tv_sec = (time_t)(usec / 1000000);
 	tv.tv_usec = (suseconds_t)(usec % 1000000);

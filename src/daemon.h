@@ -52,7 +52,6 @@ struct daemon {
 	uint64_t jobs_cancelled;	/* by the end of the grace period */
 
 	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_drain, *ev_watchdog;
-	uint64_t watchdog_usec;		/* 0 = no systemd watchdog */
 };
 
 /* Run the daemon with a valid config; returns the exit status. */
