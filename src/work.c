@@ -311,8 +311,8 @@ work_submit(struct conn *c, struct proto_request *req)
 		return;
 	}
 	if (job_kind_parse(req->kind, &kind) < 0) {
-		snprintf(err, sizeof(err), "unknown job kind; kinds: sleep spin primes sha256");
-		work_send_err(c, "unknown-kind", err);
+		work_send_err(c, "unknown-kind",
+		    "unknown job kind; kinds: sleep spin primes sha256");
 		return;
 	}
 	if (job_args_parse(kind, req->keys, req->vals, req->nargs, cfg->job_max_ms,
