@@ -2087,14 +2087,13 @@ hostile_run(const char *format)
 	hb_reply(c, "ERR ", HB_REPLY_MS);
 	hb_close(c);
 	c = hb_connect(p->peer_addr);
+	/* WELCOME or ERR, either way the daemon has read the line. */
 	hb_sendf(c, "HELLO \"evil\\name\x01 1\n");
-	while (hb_recv(c, HB_REPLY_MS) != NULL)
-		;
+	hb_recv(c, HB_REPLY_MS);
 	hb_close(c);
 	c = hb_connect(p->peer_addr);
 	hb_sendf(c, "\x1b]0;title\x07 \"\n");
-	while (hb_recv(c, HB_REPLY_MS) != NULL)
-		;
+	hb_recv(c, HB_REPLY_MS);
 	hb_close(c);
 	if (hb_http_get(p->http_addr, "/\"%22\x01?a=\"b", &body,
 	    HB_REPLY_MS) >= 0)

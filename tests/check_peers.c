@@ -1011,6 +1011,33 @@ START_TEST(test_peer_link_works_over_ipv6)
 }
 END_TEST
 
+START_TEST(test_hello_with_a_name_no_node_could_have_is_refused)
+{
+	static const char *const bad[] = { "HELLO \"evil\\name\x01 1\n",
+	    "HELLO a=b 1\n", "HELLO tab\there 1\n", "HELLO x 2\n",
+	    "HELLO 1\n", NULL };
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c;
+	char hello[200];
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		c = hb_connect(a->peer_addr);
+		hb_sendf(c, "%s", bad[i]);
+		hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+		hb_expect_eof(c, HB_REPLY_MS);
+		hb_close(c);
+	}
+	/* Longer than the 64 characters a node_name may have. */
+	snprintf(hello, sizeof(hello), "HELLO %0100d 1\n", 0);
+	c = hb_connect(a->peer_addr);
+	hb_sendf(c, "%s", hello);
+	hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -1042,6 +1069,8 @@ peers_suite(void)
 	tcase_add_test(tc, test_heartbeats_to_peers_carry_a_lag_us_field);
 	tcase_add_test(tc, test_peer_port_answers_hello_and_echoes_hb_as_ack);
 	tcase_add_test(tc, test_peer_port_refuses_garbage_and_hb_before_hello);
+	tcase_add_test(tc,
+	    test_hello_with_a_name_no_node_could_have_is_refused);
 	tcase_add_test(tc, test_peer_port_closes_an_overlong_line);
 	tcase_add_test(tc, test_inbound_peer_that_never_reads_acks_is_bounded);
 	tcase_add_test(tc, test_rtt_reflects_a_slow_peers_ack_delay);
