@@ -1038,6 +1038,39 @@ START_TEST(test_hello_with_a_name_no_node_could_have_is_refused)
 }
 END_TEST
 
+START_TEST(test_acks_with_a_wrong_echo_do_not_poison_the_rtt)
+{
+	char addr[64], arg[160], line[512], *hb;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f, *c;
+	unsigned long long s1, t1;
+	char *ev;
+	int i;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "liar", addr), NULL);
+	f = fake_accept(lfd, "a");
+	/* Echo t=1 instead of t: "now - t" would be the machine's uptime. */
+	for (i = 0; i < 4 && (hb = hb_recv(f, HB_REPLY_MS)) != NULL; i++) {
+		ck_assert(sscanf(hb, "HB %llu %llu", &s1, &t1) == 2);
+		hb_sendf(f, "ACK %llu 1\n", s1);
+	}
+	c = hb_connect(a->work_addr);
+	peer_line(c, "liar", line, sizeof(line));
+	ck_assert_msg(hb_num(line, "rtt_us") < 10000000,
+	    "an ACK echoing t=1 set rtt_us to %lld: %s", hb_num(line, "rtt_us"),
+	    line);
+	ev = hb_wait_line(a, 0, "msg=peer-up peer=liar", 0);
+	ck_assert_msg(ev == NULL || hb_num(ev, "rtt_us") < 10000000,
+	    "peer-up with an absurd rtt: %s", ev);
+	hb_close(c);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -1074,6 +1107,7 @@ peers_suite(void)
 	tcase_add_test(tc, test_peer_port_closes_an_overlong_line);
 	tcase_add_test(tc, test_inbound_peer_that_never_reads_acks_is_bounded);
 	tcase_add_test(tc, test_rtt_reflects_a_slow_peers_ack_delay);
+	tcase_add_test(tc, test_acks_with_a_wrong_echo_do_not_poison_the_rtt);
 	tcase_add_test(tc, test_late_acks_make_a_peer_suspect_but_not_down);
 	tcase_add_test(tc,
 	    test_peer_that_closes_at_once_is_not_redialled_in_a_tight_loop);
