@@ -1979,7 +1979,8 @@ START_TEST(test_heartbeats_counter_follows_the_interval)
 	line = hb_request(c, "STATS", "STATS ");
 	t1 = hb_now_ms();
 	h1 = hb_num(line, "heartbeats");
-	ck_assert_msg(h1 - h0 >= (long long)(t1 - t0) / 50 - 3 &&
+	/* Late ticks on a loaded machine may fold into one; none may double. */
+	ck_assert_msg(h1 - h0 >= (long long)(t1 - t0) / 50 - 8 &&
 	    h1 - h0 <= (long long)(t1 - t0) / 50 + 3,
 	    "%lld heartbeats in %llu ms at heartbeat_interval_ms=50",
 	    h1 - h0, (unsigned long long)(t1 - t0));
