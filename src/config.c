@@ -168,20 +168,6 @@ config_replace(char **field, const char *val)
 	*field = val != NULL ? xstrdup(val) : NULL;
 }
 
-/* A name: 1..CONFIG_NAME_MAX visible ASCII characters, no '=' or '"'. */
-static int
-config_name_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > CONFIG_NAME_MAX)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (s[i] <= ' ' || s[i] > '~' || s[i] == '=' || s[i] == '"')
-			return 0;
-	return 1;
-}
-
 /* A listen address must split and resolve, so a typo fails at startup. */
 static int
 config_check_listen(const char *val, char *reason, size_t rlen)
@@ -219,7 +205,7 @@ config_add_peer(struct config *c, const char *val, char *reason, size_t rlen)
 		    "expected [name@]host:port with port 1..65535");
 		return -1;
 	}
-	if (!config_name_valid(val, namelen)) {
+	if (!name_valid(val, namelen)) {
 		snprintf(reason, rlen, at != NULL ?
 		    "expected a peer name of 1..%d visible characters without = or \"" :
 		    "host:port is too long for a peer name (max %d); use name@host:port",
@@ -256,7 +242,7 @@ config_apply(struct config *c, const struct config_key *k, const char *val,
 
 	switch (k->type) {
 	case CONFIG_NAME:
-		if (!config_name_valid(val, strlen(val))) {
+		if (!name_valid(val, strlen(val))) {
 			snprintf(reason, rlen, "expected a name of 1..%d "
 			    "visible characters without = or \"",
 			    CONFIG_NAME_MAX);
@@ -496,7 +482,7 @@ config_new(void)
 
 	memset(host, 0, sizeof(host));
 	if (gethostname(host, sizeof(host) - 1) < 0 ||
-	    !config_name_valid(host, strlen(host)))
+	    !name_valid(host, strlen(host)))
 		snprintf(host, sizeof(host), "localhost");
 	c->node_name = xstrdup(host);
 	c->work_listen = xstrdup("127.0.0.1:7070");

@@ -11,8 +11,9 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "util.h"
 
-#define CONFIG_NAME_MAX 64	/* node and peer names */
+#define CONFIG_NAME_MAX HB_NAME_MAX
 #define CONFIG_THREADS_MAX 1024
 
 enum pool_mode { POOL_MODE_THREADS, POOL_MODE_INLINE };

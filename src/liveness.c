@@ -114,10 +114,15 @@ enum liveness_event
 liveness_on_ack(struct liveness *lv, uint64_t seq, uint64_t t_sent,
     uint64_t now)
 {
+	size_t slot = (size_t)(seq % LIVENESS_RING);
+	int known = lv->sent_seq[slot] == seq;
+
 	if (!lv->outstanding || seq > lv->last_seq || seq < lv->unacked_seq)
 		return LV_NONE;		/* stale, duplicate or never sent */
 
-	if (t_sent <= now) {
+	/* the peer answered seq: proof of life; but an RTT only from an echo
+	 * that is the send time we recorded (a bad echo would poison it) */
+	if (known && t_sent == lv->sent_ns[slot] && t_sent <= now) {
 		lv->rtt_ns = now - t_sent;
 		if (!lv->has_rtt)
 			lv->srtt_ns = lv->rtt_ns;
@@ -136,8 +141,6 @@ liveness_on_ack(struct liveness *lv, uint64_t seq, uint64_t t_sent,
 		lv->unacked_ns = 0;
 		lv->unacked_seq = seq + 1;
 	} else {
-		size_t slot;
-
 		lv->unacked_seq = seq + 1;
 		slot = (size_t)(lv->unacked_seq % LIVENESS_RING);
 		lv->unacked_ns = lv->sent_seq[slot] == lv->unacked_seq ?

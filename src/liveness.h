@@ -44,7 +44,11 @@ void liveness_set_timing(struct liveness *lv, uint64_t interval_ns, uint64_t tim
 /* Handshake done on a new connection: the wait for ACKs starts now. */
 void liveness_on_connected(struct liveness *lv, uint64_t now);
 void liveness_on_sent(struct liveness *lv, uint64_t seq, uint64_t now);
-/* An ACK for seq sent at t_sent (echoed). Stale or unknown seqs are ignored. */
+/*
+ * An ACK for seq sent at t_sent (echoed). Stale or unknown seqs are ignored.
+ * An RTT sample is taken only when t_sent is the send time recorded for seq,
+ * so a peer echoing garbage cannot poison it.
+ */
 enum liveness_event liveness_on_ack(struct liveness *lv, uint64_t seq, uint64_t t_sent, uint64_t now);
 /* The connection failed or closed; reason is a static string. */
 enum liveness_event liveness_on_lost(struct liveness *lv, uint64_t now, const char *reason);

@@ -479,7 +479,8 @@ proto_parse_peer(char *line, struct proto_peer_msg *msg)
 
 	if (strcmp(tok[0], "HELLO") == 0 || strcmp(tok[0], "WELCOME") == 0) {
 		msg->type = tok[0][0] == 'H' ? PROTO_HELLO : PROTO_WELCOME;
-		if (ntok != 3 || strcmp(tok[2], "1") != 0)
+		if (ntok != 3 || strcmp(tok[2], "1") != 0 ||
+		    !name_valid(tok[1], strlen(tok[1])))
 			return -1;
 		msg->name = tok[1];
 		return 0;

@@ -65,8 +65,8 @@ struct proto_peer_msg {
 };
 
 /*
- * Parse one peer-protocol line in place. HELLO/WELCOME need a name and
- * version 1; HB/ACK need two numbers; HB may carry trailing key=value fields
+ * Parse one peer-protocol line in place. HELLO/WELCOME need a valid name
+ * (name_valid in util.h) and version 1; HB/ACK need two numbers; HB may carry trailing key=value fields
  * (unknown ones ignored). Verbs are exact (upper case). Returns 0 or -1.
  */
 int proto_parse_peer(char *line, struct proto_peer_msg *msg);

@@ -71,6 +71,19 @@ xstrdup(const char *s)
 }
 
 int
+name_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > HB_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] > '~' || s[i] == '=' || s[i] == '"')
+			return 0;
+	return 1;
+}
+
+int
 parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -14,6 +14,14 @@
 #define HB_NS_PER_US ((uint64_t)1000)
 #define HB_ADDRSTRLEN 64	/* "[v6addr]:port" plus NUL */
 
+#define HB_NAME_MAX 64		/* node and peer names */
+
+/*
+ * A node or peer name: 1..HB_NAME_MAX visible ASCII characters without '='
+ * or '"', so it is one token on the wire and a bare value in logfmt.
+ */
+int name_valid(const char *s, size_t len);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns(void);
 

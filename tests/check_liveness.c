@@ -58,6 +58,20 @@ START_TEST(test_the_first_ack_brings_the_link_up_with_its_rtt)
 }
 END_TEST
 
+START_TEST(test_an_ack_with_a_wrong_echo_updates_state_but_not_rtt)
+{
+	struct liveness lv;
+
+	link_up(&lv);
+	liveness_on_sent(&lv, 2, T0 + INTERVAL);
+	/* t=1 is not what was sent: now - 1 would be the machine's uptime */
+	ck_assert_int_eq(liveness_on_ack(&lv, 2, 1, T0 + INTERVAL + MS), LV_NONE);
+	ck_assert_uint_eq(lv.rtt_ns, 2 * MS);
+	ck_assert_uint_eq(lv.last_ack_ns, T0 + INTERVAL + MS);
+	ck_assert_int_eq(lv.state, PEER_UP);
+}
+END_TEST
+
 START_TEST(test_an_ack_from_the_future_updates_state_but_not_rtt)
 {
 	struct liveness lv;
@@ -421,6 +435,7 @@ liveness_suite(void)
 	tcase_add_test(tc, test_a_new_link_is_connecting_until_its_first_ack);
 	tcase_add_test(tc, test_the_first_ack_brings_the_link_up_with_its_rtt);
 	tcase_add_test(tc, test_an_ack_from_the_future_updates_state_but_not_rtt);
+	tcase_add_test(tc, test_an_ack_with_a_wrong_echo_updates_state_but_not_rtt);
 	tcase_add_test(tc, test_an_ack_overdue_by_an_interval_makes_the_link_suspect_then_up);
 	tcase_add_test(tc, test_a_silent_peer_goes_down_at_the_timeout_and_not_before);
 	tcase_add_test(tc, test_a_lost_connection_takes_the_link_down_until_an_ack);

@@ -472,6 +472,8 @@ START_TEST(test_peer_lines_reject_anything_else)
 	static const char *const lines[] = {
 		"", " ", "hello a 1", "Hello a 1", "HELLO", "HELLO a", "HELLO a 2",
 		"HELLO a 01", "HELLO a 1 extra", "WELCOME a", "welcome a 1",
+		"HELLO a=b 1", "HELLO \"q\" 1", "HELLO a\x01 1", "WELCOME \x7f 1",
+		"HELLO 01234567890123456789012345678901234567890123456789012345678901234 1",
 		"HB", "HB 1", "hb 1 2", "HB x 2", "HB 1 -2", "HB 1 2x",
 		"HB 18446744073709551616 1", "ACK", "ACK 1", "ACK 1 2 3",
 		"ACK 1 2 lag_us=3", "ack 1 2", "ACK +1 2", "PING", "ERR bad-request x",
