@@ -2,7 +2,8 @@
  * daemon.c - the lifecycle. Modules are created in dependency order and
  * freed in reverse: listeners (bound, or inherited through socket
  * activation), work server, pool, peers, HTTP, tick; then "ready" and the
- * loop. Signals arrive as libevent events on the loop thread:
+ * loop. Signals are blocked in every thread and read from a signalfd on the
+ * loop thread, so no handler ever runs:
  *
  *   SIGTERM/SIGINT  drain: stop accepting work connections, refuse SUBMIT,
  *                   keep heartbeats and HTTP (healthz 503), let jobs finish
@@ -18,11 +19,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -244,14 +247,19 @@ daemon_reload(struct daemon *d)
 	}
 }
 
+/* Signals come through a signalfd: no handler runs, nothing is lost. */
 static void
-daemon_signal(evutil_socket_t signo, short what, void *arg)
+daemon_signal(evutil_socket_t fd, short what, void *arg)
 {
+	struct signalfd_siginfo si;
+
 	(void)what;
-	if (signo == SIGHUP)
-		daemon_reload(arg);
-	else
-		daemon_stop(arg, (int)signo);
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			daemon_reload(arg);
+		else
+			daemon_stop(arg, (int)si.ssi_signo);
+	}
 }
 
 /* Pat the systemd watchdog, but only while the heartbeat tick is on time. */
@@ -270,14 +278,30 @@ daemon_watchdog(evutil_socket_t fd, short what, void *arg)
 		daemon_notify("WATCHDOG=1");
 }
 
-static struct event *
-daemon_signal_event(struct daemon *d, int signo)
+/*
+ * Block SIGTERM, SIGINT and SIGHUP and read them from a signalfd on the
+ * loop. Called before any thread starts, so every thread inherits the mask
+ * and the signals wait in the fd for the loop. Returns 0 or -1.
+ */
+static int
+daemon_signals_start(struct daemon *d)
 {
-	struct event *ev = evsignal_new(d->base, signo, daemon_signal, d);
+	sigset_t set;
 
-	event_priority_set(ev, DAEMON_PRI_TICK);
-	event_add(ev, NULL);
-	return ev;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+	    (d->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		log_msg(LOG_ERROR, "signalfd-failed");
+		return -1;
+	}
+	d->ev_signal = event_new(d->base, d->signal_fd, EV_READ | EV_PERSIST,
+	    daemon_signal, d);
+	event_priority_set(d->ev_signal, DAEMON_PRI_TICK);
+	event_add(d->ev_signal, NULL);
+	return 0;
 }
 
 static void
@@ -322,8 +346,7 @@ daemon_base_new(void)
 static void
 daemon_free(struct daemon *d)
 {
-	struct event **evs[] = { &d->ev_sigterm, &d->ev_sigint, &d->ev_sighup,
-		&d->ev_drain, &d->ev_watchdog };
+	struct event **evs[] = { &d->ev_signal, &d->ev_drain, &d->ev_watchdog };
 	size_t i;
 
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
@@ -341,6 +364,8 @@ daemon_free(struct daemon *d)
 		work_free(d->work);
 	if (d->base != NULL)
 		event_base_free(d->base);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
 	metrics_close();
 	config_free(d->cfg);
 }
@@ -354,6 +379,7 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	int rc = DAEMON_EXIT_RUNTIME;
 
 	memset(&d, 0, sizeof(d));
+	d.signal_fd = -1;
 	d.cfg = cfg;
 	d.config_path = config_path;
 	d.sets = sets;
@@ -362,7 +388,7 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	/* the default 50 us timer slack would be most of a tick's lateness */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	metrics_init();
-	if ((d.base = daemon_base_new()) == NULL)
+	if ((d.base = daemon_base_new()) == NULL || daemon_signals_start(&d) < 0)
 		goto out;
 
 	if ((work_fd = daemon_listen("work", cfg->work_listen)) < 0 ||
@@ -396,9 +422,6 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 		http_fd = -1;
 	}
 	d.tick = tick_new(&d);
-	d.ev_sigterm = daemon_signal_event(&d, SIGTERM);
-	d.ev_sigint = daemon_signal_event(&d, SIGINT);
-	d.ev_sighup = daemon_signal_event(&d, SIGHUP);
 	daemon_watchdog_start(&d);
 
 	l = log_begin(LOG_INFO, "ready");

@@ -51,7 +51,8 @@ struct daemon {
 	uint64_t close_deadline_ns;	/* last chance for clients' output */
 	uint64_t jobs_cancelled;	/* by the end of the grace period */
 
-	struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_drain, *ev_watchdog;
+	int signal_fd;			/* SIGTERM, SIGINT, SIGHUP */
+	struct event *ev_signal, *ev_drain, *ev_watchdog;
 };
 
 /* Run the daemon with a valid config; returns the exit status. */
