@@ -16,7 +16,7 @@
 struct event_base;
 struct pool;
 
-#define POOL_DRAIN_MAX 64	/* completions handled per loop callback */
+#define POOL_DRAIN_MAX 256	/* completions handled per loop callback */
 
 /* Called on the loop thread; the loop owns j again (it must free it). */
 typedef void (*pool_done_fn)(struct job *j, void *arg);

@@ -49,7 +49,7 @@
 #include "util.h"
 #include "work.h"
 
-#define WORK_LINES_PER_CB 64		/* requests handled per read callback */
+#define WORK_LINES_PER_CB 256		/* requests handled per read callback */
 #define WORK_OUT_HIGH (256 * 1024)	/* stop reading a client above this */
 #define WORK_OUT_LOW (64 * 1024)	/* ... until its output drains to this */
 #define WORK_FINISHED_MAX 1024		/* finished jobs STATUS remembers */
