@@ -67,18 +67,27 @@ log_enabled(enum log_level level)
 	    memory_order_relaxed);
 }
 
-int
-log_level_parse(const char *s, enum log_level *out)
+/* The index of s in names[n], or -1. */
+static int
+log_name_index(const char *const *names, size_t n, const char *s)
 {
 	size_t i;
 
-	for (i = 0; s != NULL && i < LOG_NLEVELS; i++) {
-		if (strcmp(s, log_level_names[i]) == 0) {
-			*out = (enum log_level)i;
-			return 0;
-		}
-	}
+	for (i = 0; s != NULL && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
 	return -1;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	int i = log_name_index(log_level_names, LOG_NLEVELS, s);
+
+	if (i < 0)
+		return -1;
+	*out = (enum log_level)i;
+	return 0;
 }
 
 const char *
@@ -92,15 +101,12 @@ log_level_name(enum log_level level)
 int
 log_format_parse(const char *s, enum log_format *out)
 {
-	size_t i;
+	int i = log_name_index(log_format_names, LOG_NFORMATS, s);
 
-	for (i = 0; s != NULL && i < LOG_NFORMATS; i++) {
-		if (strcmp(s, log_format_names[i]) == 0) {
-			*out = (enum log_format)i;
-			return 0;
-		}
-	}
-	return -1;
+	if (i < 0)
+		return -1;
+	*out = (enum log_format)i;
+	return 0;
 }
 
 const char *
