@@ -288,11 +288,12 @@ work_token_ok(const char *given, const char *want)
 	return la == lb && CRYPTO_memcmp(a, b, la) == 0;
 }
 
+/* A refused SUBMIT: the reason's metric label is also its wire code. */
 static void
-work_reject(struct conn *c, enum metrics_reject why, const char *code, const char *text)
+work_reject(struct conn *c, enum metrics_reject why, const char *text)
 {
 	metrics.rejected[why]++;
-	work_send_err(c, code, text);
+	work_send_err(c, metrics_reject_name(why), text);
 }
 
 static void
@@ -306,7 +307,7 @@ work_submit(struct conn *c, struct proto_request *req)
 	char err[160], buf[64];
 
 	if (w->draining) {
-		work_reject(c, REJECT_SHUTTING_DOWN, "shutting-down",
+		work_reject(c, REJECT_SHUTTING_DOWN,
 		    "the daemon is stopping; no new jobs");
 		return;
 	}
@@ -324,7 +325,7 @@ work_submit(struct conn *c, struct proto_request *req)
 		job_args_clear(&args);
 		snprintf(err, sizeof(err), "this connection has %u jobs queued or running "
 		    "(max_jobs_per_conn)", c->njobs);
-		work_reject(c, REJECT_TOO_MANY_JOBS, "too-many-jobs", err);
+		work_reject(c, REJECT_TOO_MANY_JOBS, err);
 		return;
 	}
 	j = job_new();
@@ -335,7 +336,7 @@ work_submit(struct conn *c, struct proto_request *req)
 	j->t_submit = now_ns();
 	if (pool_submit(w->d->pool, j) < 0) {
 		job_free(j);
-		work_reject(c, REJECT_BUSY, "busy", "the job queue is full; try again later");
+		work_reject(c, REJECT_BUSY, "the job queue is full; try again later");
 		return;
 	}
 	w->next_job_id++;
