@@ -210,20 +210,28 @@ work_conn_event(struct bufferevent *bev, short what, void *arg)
 		work_conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-/* Remember a finished job for STATUS. */
+/* A job's time in the queue and running, in us, as of end (ns). */
 static void
+work_job_times(const struct job *j, uint64_t end, uint64_t *queue_us, uint64_t *run_us)
+{
+	uint64_t start = atomic_load(&j->t_start);
+
+	*queue_us = ((start != 0 ? start : end) - j->t_submit) / HB_NS_PER_US;
+	*run_us = start != 0 ? (end - start) / HB_NS_PER_US : 0;
+}
+
+/* Remember a finished job for STATUS; returns the record. */
+static const struct work_finished *
 work_remember(struct work *w, const struct job *j)
 {
 	struct work_finished *f = &w->finished[w->nfinished++ % WORK_FINISHED_MAX];
-	uint64_t start = atomic_load(&j->t_start);
 
 	f->id = j->id;
 	f->kind = j->args.kind;
 	f->outcome = j->outcome;
 	f->progress = atomic_load(&j->progress);
-	f->queue_us = start != 0 ? (start - j->t_submit) / HB_NS_PER_US :
-	    (j->t_end - j->t_submit) / HB_NS_PER_US;
-	f->run_us = start != 0 ? (j->t_end - start) / HB_NS_PER_US : 0;
+	work_job_times(j, j->t_end, &f->queue_us, &f->run_us);
+	return f;
 }
 
 static const struct work_finished *
@@ -243,13 +251,14 @@ work_job_done(struct job *j, void *arg)
 	struct work *w = arg;
 	struct conn *c = j->conn_id != 0 ? idmap_get(w->conn_by_id, j->conn_id) : NULL;
 	uint64_t start = atomic_load(&j->t_start);
+	const struct work_finished *f;
 	char buf[WORK_REPLY_MAX];
 	int n;
 
 	idmap_del(w->job_by_id, j->id);
 	if (j->t_end == 0)
 		j->t_end = now_ns();
-	work_remember(w, j);
+	f = work_remember(w, j);
 	metrics.finished[j->args.kind][j->outcome]++;
 	if (start != 0)
 		hist_add(metrics.job_run, j->t_end - start);
@@ -261,8 +270,7 @@ work_job_done(struct job *j, void *arg)
 		c->njobs--;
 		if (j->outcome == JOB_DONE)
 			n = proto_fmt_done(buf, sizeof(buf), j->id, j->result,
-			    (start - j->t_submit) / HB_NS_PER_US,
-			    (j->t_end - start) / HB_NS_PER_US);
+			    f->queue_us, f->run_us);
 		else
 			n = proto_fmt_fail(buf, sizeof(buf), j->id,
 			    job_outcome_name(j->outcome),
@@ -354,22 +362,19 @@ work_status(struct conn *c, uint64_t id)
 	struct job *j = idmap_get(w->job_by_id, id);
 	const struct work_finished *f;
 	char buf[WORK_REPLY_MAX], text[64];
-	uint64_t now = now_ns(), start, end, queue_us, run_us;
+	uint64_t end, queue_us, run_us;
 	const char *state;
-	int n, st;
+	int n;
 
 	if (j != NULL) {
-		st = atomic_load(&j->state);
-		start = atomic_load(&j->t_start);
-		if (st == JOB_FINISHED) {
+		if (atomic_load(&j->state) == JOB_FINISHED) {
 			state = j->outcome == JOB_DONE ? "done" : "failed";
 			end = j->t_end;
 		} else {
-			state = start != 0 ? "running" : "queued";
-			end = now;
+			state = atomic_load(&j->t_start) != 0 ? "running" : "queued";
+			end = now_ns();
 		}
-		queue_us = ((start != 0 ? start : end) - j->t_submit) / HB_NS_PER_US;
-		run_us = start != 0 ? (end - start) / HB_NS_PER_US : 0;
+		work_job_times(j, end, &queue_us, &run_us);
 		n = proto_fmt_job(buf, sizeof(buf), id, job_kind_name(j->args.kind), state,
 		    atomic_load(&j->progress), queue_us, run_us);
 	} else if ((f = work_find_finished(w, id)) != NULL) {
