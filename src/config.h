@@ -45,6 +45,8 @@ struct config {
 	enum log_level log_level;
 	uint32_t heartbeat_log_ms;	/* 0 = never */
 	uint32_t shutdown_grace_ms;
+	uint32_t http_max_connections;
+	uint32_t http_timeout_ms;	/* a whole request, not an idle timer */
 
 	/* private to config.c */
 	int peer_timeout_set;

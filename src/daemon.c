@@ -1,9 +1,21 @@
 /*
- * daemon.c - the lifecycle. Modules are created in dependency order and
- * freed in reverse: listeners (bound, or inherited through socket
- * activation), work server, pool, peers, HTTP, tick; then "ready" and the
- * loop. Signals are blocked in every thread and read from a signalfd on the
- * loop thread, so no handler ever runs:
+ * daemon.c - the wiring and the lifecycle. This is the only module that
+ * knows the others (design.md "Wiring"): each gets the base, its slice of
+ * the config, its libevent priority and callbacks with an argument, and
+ * none reaches back through the daemon.
+ *
+ * Modules are created in dependency order and freed in reverse: listening
+ * sockets (bound, or inherited through socket activation), jobs (and its
+ * pool), the work server, peers, HTTP, the tick; then "ready" and the loop.
+ * Teardown closes connections before jobs and jobs before the pool, so no
+ * pointer outlives what it points at.
+ *
+ * Each tick (tick.c calls daemon_tick): heartbeats to the peers, then WATCH
+ * lines to the connections that asked, then, every heartbeat_log_ms, the
+ * heartbeat line, all formatted from one status snapshot (daemon_status).
+ *
+ * Signals are blocked in every thread and read from a signalfd on the loop
+ * thread, so no handler ever runs:
  *
  *   SIGTERM/SIGINT  drain: stop accepting work connections, refuse SUBMIT,
  *                   keep heartbeats and HTTP (healthz 503), let jobs finish
@@ -37,18 +49,55 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "hist.h"
 #include "http.h"
-#include "job.h"
+#include "jobs.h"
+#include "listen.h"
 #include "log.h"
-#include "metrics.h"
 #include "peer.h"
-#include "pool.h"
+#include "proto.h"
+#include "status.h"
 #include "tick.h"
 #include "util.h"
 #include "work.h"
 
 #define DAEMON_DRAIN_POLL_MS 10		/* drain progress check while stopping */
 #define DAEMON_FLUSH_MAX_NS (2000ull * HB_NS_PER_MS)	/* clients' last output */
+#define DAEMON_LINE_MAX 512		/* one WATCH line */
+
+/* libevent priorities: lower runs first. */
+#define DAEMON_PRI_TICK 0	/* heartbeat timer, peer links, signals */
+#define DAEMON_PRI_DONE 1	/* job completions */
+#define DAEMON_PRI_IO 2		/* client connections, HTTP, inline jobs */
+#define DAEMON_NPRI 3
+
+struct daemon {
+	struct event_base *base;
+	struct config *cfg;		/* in force; replaced whole on reload */
+	const char *config_path;	/* -c, or NULL for the default */
+	char *const *sets;		/* -s KEY=VALUE, re-applied on reload */
+	size_t nsets;
+	uint64_t start_ns;
+
+	struct jobs *jobs;
+	struct work *work;
+	struct peers *peers;
+	struct http *http;
+	struct tick *tick;
+
+	struct peer_info *peer_buf;	/* the peers of the last snapshot */
+	size_t npeer_buf;		/* entries filled */
+	uint64_t log_ns;		/* heartbeat_log_ms, 0 = no line */
+	uint64_t next_log_ns;
+
+	int draining;			/* SIGTERM/SIGINT seen */
+	uint64_t drain_deadline_ns;	/* end of the grace period */
+	int drain_cancelled;		/* grace over: the rest was cancelled */
+	uint64_t close_deadline_ns;	/* last chance for clients' output */
+
+	int signal_fd;			/* SIGTERM, SIGINT, SIGHUP */
+	struct event *ev_signal, *ev_drain, *ev_watchdog;
+};
 
 static void
 daemon_notify(const char *state)
@@ -60,80 +109,127 @@ daemon_notify(const char *state)
 #endif
 }
 
-/* The fd systemd passed for service (by FileDescriptorName), or -1. */
-static int
-daemon_activated_fd(const char *service)
+static void
+daemon_peer_copy(const struct peer_info *pi, void *arg)
 {
-#ifdef HAVE_SYSTEMD
-	static int n = -1;
-	static char **names;
-	int i;
+	struct daemon *d = arg;
 
-	if (n < 0 && (n = sd_listen_fds_with_names(1, &names)) < 0)
-		n = 0;
-	for (i = 0; i < n; i++)
-		if (names != NULL && names[i] != NULL && strcmp(names[i], service) == 0)
-			return SD_LISTEN_FDS_START + i;
-#else
-	(void)service;
-#endif
-	return -1;
+	d->peer_buf[d->npeer_buf++] = *pi;
 }
 
 /*
- * Bind (or take from socket activation, by name "work", "peer", "http") a
- * nonblocking listening socket for addr and log msg=listening service=NAME
- * addr=HOST:PORT with the port actually bound. Returns the fd or -1 after
- * logging.
+ * One snapshot of every module's counters: what STATS, /metrics, /healthz,
+ * WATCH and the heartbeat line report. Valid until the loop runs again.
  */
-static evutil_socket_t
-daemon_listen(const char *service, const char *addr)
+static void
+daemon_status(struct daemon *d, struct hb_status *st)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char bound[HB_ADDRSTRLEN];
-	struct log_line *l;
-	int fd, one = 1, activated = 0;
+	static struct peer_info none;
+	struct tick_stats ts;
+	uint64_t now = now_ns();
+	size_t n;
 
-	if ((fd = daemon_activated_fd(service)) >= 0) {
-		activated = 1;
-		if (evutil_make_socket_nonblocking(fd) < 0 ||
-		    evutil_make_socket_closeonexec(fd) < 0)
-			goto fail;
-	} else {
-		if (addr_resolve(addr, 1, &ss, &len) < 0) {
-			errno = EINVAL;
-			goto fail;
-		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			goto fail;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-		    listen(fd, SOMAXCONN) < 0)
-			goto fail;
+	memset(st, 0, sizeof(*st));
+	st->node = d->cfg->node_name;
+	st->uptime_ns = now - d->start_ns;
+	st->draining = d->draining;
+
+	tick_stats(d->tick, &ts);
+	st->heartbeats = ts.seq;
+	st->missed = ts.missed;
+	st->lag_ns = ts.lag_ns;
+	st->lag_p50_ns = hist_percentile(ts.lifetime, 50);
+	st->lag_p99_ns = hist_percentile(ts.lifetime, 99);
+	st->lag_max_ns = hist_max(ts.lifetime);
+	st->window_p99_ns = hist_percentile(ts.window, 99);
+	st->window_max_ns = hist_max(ts.window);
+	st->loop_lag = ts.lifetime;
+
+	jobs_status(d->jobs, now, st);
+	work_status(d->work, st);
+
+	n = peers_count(d->peers);
+	d->peer_buf = xrealloc(d->peer_buf, (n > 0 ? n : 1) * sizeof(*d->peer_buf));
+	d->npeer_buf = 0;
+	peers_foreach(d->peers, daemon_peer_copy, d);
+	st->npeers = (unsigned)d->npeer_buf;
+	st->peers_up = peers_up(d->peers);
+	st->peers = st->npeers > 0 ? d->peer_buf : &none;
+}
+
+/* work and http ask through this. */
+static void
+daemon_status_cb(struct hb_status *st, void *arg)
+{
+	daemon_status(arg, st);
+}
+
+/* The heartbeat line (interface.md section 3). */
+static void
+daemon_heartbeat_line(const struct hb_status *st)
+{
+	struct log_line *l = log_begin(LOG_INFO, "heartbeat");
+
+	log_str(l, "node", st->node);
+	log_uint(l, "seq", st->heartbeats);
+	log_uint(l, "lag_us", st->lag_ns / HB_NS_PER_US);
+	log_uint(l, "lag_max_us", st->window_max_ns / HB_NS_PER_US);
+	log_uint(l, "lag_p99_us", st->window_p99_ns / HB_NS_PER_US);
+	log_uint(l, "missed", st->missed);
+	log_uint(l, "peers_up", st->peers_up);
+	log_uint(l, "peers", st->npeers);
+	log_uint(l, "threads", st->threads);
+	log_uint(l, "busy", st->busy);
+	log_uint(l, "queued", st->queued);
+	log_uint(l, "oldest_job_ms", st->oldest_job_ms);
+	log_uint(l, "done", status_completed(st));
+	log_uint(l, "failed", status_failed(st));
+	log_uint(l, "connections", st->connections);
+	log_end(l);
+}
+
+/* Each tick: heartbeats, then WATCH lines, then (when due) the log line. */
+static void
+daemon_tick(const struct tick_sample *s, void *arg)
+{
+	struct daemon *d = arg;
+	int watch = work_watchers(d->work) > 0;
+	int line = d->log_ns != 0 && s->now >= d->next_log_ns;
+	struct hb_status st;
+	char buf[DAEMON_LINE_MAX];
+
+	peers_tick(d->peers, s->now, s->lag_ns);
+	if (!watch && !line)
+		return;
+	daemon_status(d, &st);
+	if (watch)
+		work_watch_send(d->work, buf,
+		    (size_t)proto_fmt_heartbeat(buf, sizeof(buf), &st));
+	if (line) {
+		daemon_heartbeat_line(&st);
+		tick_window_reset(d->tick);
+		while (d->next_log_ns <= s->now)
+			d->next_log_ns += d->log_ns;
 	}
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		goto fail;
-	addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
-	l = log_begin(LOG_INFO, "listening");
-	log_str(l, "service", service);
-	log_str(l, "addr", bound);
-	if (activated)
-		log_bool(l, "socket_activated", 1);
-	log_end(l);
-	return fd;
+}
 
-fail:
-	l = log_begin(LOG_ERROR, "listen-failed");
-	log_str(l, "service", service);
-	log_str(l, "addr", addr);
-	log_errno(l, errno);
-	log_end(l);
-	if (fd >= 0 && !activated)
-		close(fd);
-	return -1;
+/* Heartbeat timing from the config in force (start and reload). */
+static void
+daemon_tick_config(struct daemon *d)
+{
+	d->log_ns = (uint64_t)d->cfg->heartbeat_log_ms * HB_NS_PER_MS;
+	d->next_log_ns = now_ns() + d->log_ns;
+	if (d->tick != NULL)
+		tick_set_interval(d->tick, d->cfg->heartbeat_interval_ms);
+}
+
+/* An outcome line for a connection: jobs -> work. */
+static int
+daemon_deliver(uint64_t conn_id, const char *line, size_t len, void *arg)
+{
+	struct daemon *d = arg;
+
+	return work_deliver(d->work, conn_id, line, len);
 }
 
 /* Called while draining: finish when every job is back and clients flushed. */
@@ -145,11 +241,11 @@ daemon_drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (work_jobs_live(d->work) > 0) {
+	if (jobs_live(d->jobs) > 0) {
 		if (now >= d->drain_deadline_ns && !d->drain_cancelled) {
 			/* grace is over: cancel what is left, once */
 			d->drain_cancelled = 1;
-			pool_cancel_all(d->pool, JOB_SHUTDOWN);
+			jobs_cancel_all(d->jobs);
 		}
 		return;
 	}
@@ -161,10 +257,13 @@ daemon_drain_check(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 }
 
-void
-daemon_job_finished(struct daemon *d)
+/* A job has ended: while draining, the last one ends the wait. */
+static void
+daemon_job_finished(void *arg)
 {
-	if (d->draining && work_jobs_live(d->work) == 0)
+	struct daemon *d = arg;
+
+	if (d->draining && jobs_live(d->jobs) == 0)
 		event_active(d->ev_drain, EV_TIMEOUT, 0);
 }
 
@@ -184,11 +283,12 @@ daemon_stop(struct daemon *d, int signo)
 	    (uint64_t)d->cfg->shutdown_grace_ms * HB_NS_PER_MS;
 	l = log_begin(LOG_INFO, "stopping");
 	log_str(l, "signal", strsignal(signo));
-	log_uint(l, "jobs", work_jobs_live(d->work));
+	log_uint(l, "jobs", jobs_live(d->jobs));
 	log_uint(l, "grace_ms", d->cfg->shutdown_grace_ms);
 	log_end(l);
 	daemon_notify("STOPPING=1");
 	work_drain(d->work);
+	jobs_drain(d->jobs);
 	d->ev_drain = event_new(d->base, -1, EV_PERSIST, daemon_drain_check, d);
 	event_priority_set(d->ev_drain, DAEMON_PRI_TICK);
 	event_add(d->ev_drain, &tv);
@@ -230,8 +330,11 @@ daemon_reload(struct daemon *d)
 	daemon_keep_restart_keys(new, old);
 	d->cfg = new;
 	log_setup(new->log_format, new->log_level);
-	pool_set_queue_max(d->pool, new->queue_max);
-	tick_reconfigure(d->tick);
+	jobs_reconfigure(d->jobs, new);
+	work_reconfigure(d->work, new);
+	if (d->http != NULL)
+		http_reconfigure(d->http, new);
+	daemon_tick_config(d);
 	peers_reconfigure(d->peers, new);
 	config_free(old);
 
@@ -352,21 +455,18 @@ daemon_free(struct daemon *d)
 	for (i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (*evs[i] != NULL)
 			event_free(*evs[i]);
-	if (d->tick != NULL)
-		tick_free(d->tick);
-	if (d->http != NULL)
-		http_free(d->http);
+	/* the reverse of daemon_run: connections, then jobs, then the pool */
+	tick_free(d->tick);
+	http_free(d->http);
 	if (d->peers != NULL)
 		peers_free(d->peers);
-	if (d->pool != NULL)
-		pool_free(d->pool);
-	if (d->work != NULL)
-		work_free(d->work);
+	work_free(d->work);
+	jobs_free(d->jobs);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	if (d->signal_fd >= 0)
 		close(d->signal_fd);
-	metrics_close();
+	free(d->peer_buf);
 	config_free(d->cfg);
 }
 
@@ -374,6 +474,7 @@ int
 daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_t nsets)
 {
 	struct daemon d;
+	struct jobs_callbacks jcb;
 	struct log_line *l;
 	evutil_socket_t work_fd = -1, peer_fd = -1, http_fd = -1;
 	int rc = DAEMON_EXIT_RUNTIME;
@@ -384,44 +485,52 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	d.config_path = config_path;
 	d.sets = sets;
 	d.nsets = nsets;
+	d.start_ns = now_ns();
 	signal(SIGPIPE, SIG_IGN);
 	/* the default 50 us timer slack would be most of a tick's lateness */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	metrics_init();
 	if ((d.base = daemon_base_new()) == NULL || daemon_signals_start(&d) < 0)
 		goto out;
 
-	if ((work_fd = daemon_listen("work", cfg->work_listen)) < 0 ||
-	    (peer_fd = daemon_listen("peer", cfg->peer_listen)) < 0)
+	if ((work_fd = listen_open("work", cfg->work_listen)) < 0 ||
+	    (peer_fd = listen_open("peer", cfg->peer_listen)) < 0)
 		goto out;
 	if (cfg->http_listen[0] != '\0' &&
-	    (http_fd = daemon_listen("http", cfg->http_listen)) < 0)
+	    (http_fd = listen_open("http", cfg->http_listen)) < 0)
 		goto out;
 
-	d.work = work_new(&d);
-	if (work_listen(d.work, work_fd) < 0)
-		goto out;
-	work_fd = -1;
 	if (cfg->pool_mode == POOL_MODE_INLINE) {
 		l = log_begin(LOG_WARN, "pool-inline");
 		log_str(l, "detail", "jobs run on the loop thread: heartbeats stall "
 		    "while a job runs (demonstration only)");
 		log_end(l);
 	}
-	d.pool = pool_new(d.base, cfg->pool_mode, cfg->threads, cfg->queue_max,
-	    (int)cfg->worker_nice, DAEMON_PRI_DONE, work_job_done, d.work);
-	if (d.pool == NULL)
+	jcb.deliver = daemon_deliver;
+	jcb.finished = daemon_job_finished;
+	jcb.arg = &d;
+	if ((d.jobs = jobs_new(d.base, cfg, DAEMON_PRI_DONE, &jcb)) == NULL)
 		goto out;
-	d.peers = peers_new(&d);
+	d.work = work_new(d.base, cfg, d.jobs, DAEMON_PRI_IO, daemon_status_cb, &d);
+	rc = work_listen(d.work, work_fd);
+	work_fd = -1;
+	if (rc < 0) {
+		rc = DAEMON_EXIT_RUNTIME;
+		goto out;
+	}
+	rc = DAEMON_EXIT_RUNTIME;
+	d.peers = peers_new(d.base, cfg, DAEMON_PRI_TICK);
 	if (peers_listen(d.peers, peer_fd) < 0)
 		goto out;
 	peer_fd = -1;
 	if (http_fd >= 0) {
-		if ((d.http = http_new(&d, http_fd)) == NULL)
-			goto out;
+		d.http = http_new(d.base, http_fd, cfg, DAEMON_PRI_IO, daemon_status_cb, &d);
 		http_fd = -1;
+		if (d.http == NULL)
+			goto out;
 	}
-	d.tick = tick_new(&d);
+	daemon_tick_config(&d);
+	d.tick = tick_new(d.base, cfg->heartbeat_interval_ms, DAEMON_PRI_TICK,
+	    daemon_tick, &d);
 	daemon_watchdog_start(&d);
 
 	l = log_begin(LOG_INFO, "ready");
@@ -439,9 +548,14 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 		goto out;
 	}
 	rc = DAEMON_EXIT_OK;
-	l = log_begin(LOG_INFO, "stopped");
-	log_uint(l, "jobs_cancelled", d.jobs_cancelled);
-	log_end(l);
+	{
+		struct hb_status st;
+
+		daemon_status(&d, &st);
+		l = log_begin(LOG_INFO, "stopped");
+		log_uint(l, "jobs_cancelled", status_outcomes(&st, JOB_SHUTDOWN));
+		log_end(l);
+	}
 out:
 	if (work_fd >= 0)
 		close(work_fd);

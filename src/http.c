@@ -1,233 +1,280 @@
 /*
- * http.c - GET /metrics (Prometheus text) and GET /healthz over evhttp
- * (interface.md section 6), on a listening socket from daemon_listen.
+ * http.c - GET /metrics and GET /healthz (interface.md section 6).
  *
- * Everything runs on the loop thread and every handler is cheap: a scrape
- * renders counters the loop already keeps (metrics.c) into one buffer, and
- * /healthz reads one flag. evhttp has no priority setter, so each
- * connection's bufferevent is moved to DAEMON_PRI_IO on its first request,
- * below the heartbeat timer and job completions; the listener itself stays
- * at libevent's default (middle) priority, which is still below the tick.
+ * Why not evhttp: libevent 2.1's evhttp cannot cap its connections, its
+ * timeout restarts on every byte (so a client trickling one byte a second
+ * holds a connection forever), and it accepts from its own listener, which
+ * takes the whole backlog in one callback. Two read-only pages need very
+ * little HTTP, so this is that little, on the shared listener (listen.c):
  *
- * Limits: header size, body size and an idle/read/write timeout bound what
- * one client can hold. Accept errors such as EMFILE pause the listener for
- * HTTP_ACCEPT_PAUSE_MS instead of letting it spin on a readable socket.
+ *   - at most http_max_connections at once: one more is closed at once;
+ *   - a request must be complete within http_timeout_ms of the accept, a
+ *     deadline, not an idle timer; the reply must be gone by then too;
+ *   - the request line and headers may take HTTP_HEADERS_MAX bytes; a body
+ *     is not read (GET and HEAD have none);
+ *   - one request per connection: every reply says Connection: close.
+ *
+ * Everything runs on the loop thread at the priority given to http_new,
+ * below the heartbeat timer. A scrape formats one status snapshot.
  */
-
-#include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/listener.h>
 
-#include "daemon.h"
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 #include "util.h"
 
 #define HTTP_HEADERS_MAX 8192		/* request line and headers, bytes */
-#define HTTP_BODY_MAX 1024		/* GET and HEAD carry no body */
-#define HTTP_TIMEOUT_S 10		/* idle, read or write, per connection */
-#define HTTP_ACCEPT_PAUSE_MS 100	/* after accept fails (EMFILE, ...) */
-#define HTTP_ACCEPT_LOG_MS 10000	/* at most one accept warning per this */
+#define HTTP_LINE_MAX 1024		/* the request line */
 
 #define HTTP_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define HTTP_TYPE_TEXT "text/plain; charset=utf-8"
 
-struct http {
-	struct daemon *d;
-	struct evhttp *evh;
-	struct evconnlistener *listener;	/* owned by evh */
-	struct event *ev_resume;		/* re-enables the listener */
-	uint64_t accept_warned_ns;		/* last accept-failed line */
-	uint64_t accept_failures;		/* since that line */
-	struct http *next;			/* in http_all */
+struct http_conn {
+	struct http *h;
+	struct bufferevent *bev;
+	struct event *ev_deadline;
+	int replied;			/* closing once the reply is out */
+	LIST_ENTRY(http_conn) entry;
 };
 
-/*
- * Live servers, so that the accept error callback, whose argument evhttp
- * reserves for itself, can find its own (loop thread only).
- */
-static struct http *http_all;
+struct http {
+	struct event_base *base;
+	int priority;
+	http_status_fn status;
+	void *status_arg;
+	struct listen *listener;
+	LIST_HEAD(, http_conn) conns;
+	unsigned nconns;
+	uint32_t max_connections;
+	uint32_t timeout_ms;
+};
 
-/*
- * Send a reply. HEAD gets the headers GET would get, Content-Length
- * included, and no body; evhttp would otherwise write the body anyway.
- */
+/* The one destructor of a connection. */
 static void
-http_reply(struct evhttp_request *req, int code, const char *reason,
+http_conn_close(struct http_conn *c)
+{
+	LIST_REMOVE(c, entry);
+	c->h->nconns--;
+	event_free(c->ev_deadline);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Queue a whole reply and close once it has gone out. */
+static void
+http_reply(struct http_conn *c, int head, int code, const char *reason,
     const char *type, struct evbuffer *body)
 {
-	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	evhttp_add_header(hdr, "Content-Type", type);
-	evhttp_add_header(hdr, "Cache-Control", "no-store");
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-		char len[32];
-
-		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
-		evhttp_add_header(hdr, "Content-Length", len);
-		evbuffer_drain(body, evbuffer_get_length(body));
-	}
-	evhttp_send_reply(req, code, reason, body);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+	    "Connection: close\r\n", code, reason, type,
+	    body != NULL ? evbuffer_get_length(body) : 0);
+	if (code == 405)
+		evbuffer_add_printf(out, "Allow: GET, HEAD\r\n");
+	evbuffer_add(out, "\r\n", 2);
+	if (body != NULL && !head)
+		evbuffer_add_buffer(out, body);
+	c->replied = 1;
+	bufferevent_disable(c->bev, EV_READ);
 }
 
-/* Later events of this connection run with client I/O, below the tick. */
+/* A reply whose body is one line of text. */
 static void
-http_lower_priority(struct evhttp_request *req)
+http_reply_text(struct http_conn *c, int head, int code, const char *reason,
+    const char *text)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev;
+	struct evbuffer *body = evbuffer_new();
 
-	if (evcon == NULL)
-		return;
-	bev = evhttp_connection_get_bufferevent(evcon);
-	if (bev != NULL)
-		(void)bufferevent_priority_set(bev, DAEMON_PRI_IO);
+	if (body != NULL)
+		evbuffer_add_printf(body, "%s\n", text);
+	http_reply(c, head, code, reason, HTTP_TYPE_TEXT, body);
+	if (body != NULL)
+		evbuffer_free(body);
 }
 
-/* Every request: evhttp has already refused methods other than GET/HEAD. */
+/* Answer the request line "METHOD TARGET HTTP/1.x". */
 static void
-http_request(struct evhttp_request *req, void *arg)
+http_request(struct http_conn *c, char *line)
 {
-	struct http *h = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	char *method, *target, *version, *save = NULL;
+	struct hb_status st;
 	struct evbuffer *body;
+	int head;
 
-	http_lower_priority(req);
-	if ((body = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+	method = strtok_r(line, " ", &save);
+	target = strtok_r(NULL, " ", &save);
+	version = strtok_r(NULL, " ", &save);
+	if (method == NULL || target == NULL || version == NULL ||
+	    strtok_r(NULL, " ", &save) != NULL || strncmp(version, "HTTP/1.", 7) != 0) {
+		http_reply_text(c, 0, 400, "Bad Request", "bad request");
 		return;
 	}
-	if (path != NULL && strcmp(path, "/metrics") == 0) {
-		metrics_render(h->d, body);
-		http_reply(req, HTTP_OK, "OK", HTTP_TYPE_METRICS, body);
-	} else if (path != NULL && strcmp(path, "/healthz") == 0) {
-		if (h->d->draining) {
-			evbuffer_add(body, "draining\n", 9);
-			http_reply(req, HTTP_SERVUNAVAIL, "Service Unavailable",
-			    HTTP_TYPE_TEXT, body);
-		} else {
-			evbuffer_add(body, "ok\n", 3);
-			http_reply(req, HTTP_OK, "OK", HTTP_TYPE_TEXT, body);
+	head = strcmp(method, "HEAD") == 0;
+	if (!head && strcmp(method, "GET") != 0) {
+		http_reply_text(c, 0, 405, "Method Not Allowed", "method not allowed");
+		return;
+	}
+	target[strcspn(target, "?#")] = '\0';
+	c->h->status(&st, c->h->status_arg);
+	if (strcmp(target, "/metrics") == 0) {
+		if ((body = evbuffer_new()) == NULL) {
+			http_reply_text(c, head, 500, "Internal Server Error", "out of memory");
+			return;
 		}
+		metrics_render(&st, body);
+		http_reply(c, head, 200, "OK", HTTP_TYPE_METRICS, body);
+		evbuffer_free(body);
+	} else if (strcmp(target, "/healthz") == 0) {
+		if (st.draining)
+			http_reply_text(c, head, 503, "Service Unavailable", "draining");
+		else
+			http_reply_text(c, head, 200, "OK", "ok");
 	} else {
-		evbuffer_add(body, "not found\n", 10);
-		http_reply(req, HTTP_NOTFOUND, "Not Found", HTTP_TYPE_TEXT, body);
+		http_reply_text(c, head, 404, "Not Found", "not found");
 	}
-	evbuffer_free(body);
 }
 
-/* Accept failed (EMFILE, ENFILE, ENOBUFS, ...): pause instead of spinning. */
 static void
-http_accept_error(struct evconnlistener *lev, void *arg)
+http_conn_read(struct bufferevent *bev, void *arg)
 {
-	struct http *h;
-	struct timeval tv = { 0, HTTP_ACCEPT_PAUSE_MS * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-	uint64_t now;
+	struct http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end;
+	char *line;
+	size_t len;
 
-	for (h = http_all; h != NULL; h = h->next)
-		if (h->listener == lev)
-			break;
-	if (h == NULL)
+	if (c->replied)
 		return;
-
-	h->accept_failures++;
-	now = now_ns();
-	if (h->accept_warned_ns == 0 ||
-	    now - h->accept_warned_ns >= HTTP_ACCEPT_LOG_MS * HB_NS_PER_MS) {
-		struct log_line *l = log_begin(LOG_WARN, "accept-failed");
-
-		log_str(l, "service", "http");
-		log_errno(l, err);
-		log_uint(l, "pause_ms", HTTP_ACCEPT_PAUSE_MS);
-		log_uint(l, "failures", h->accept_failures);
-		log_end(l);
-		h->accept_warned_ns = now;
-		h->accept_failures = 0;
+	/* the headers end at an empty line */
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0)
+		end = evbuffer_search(in, "\n\n", 2, NULL);
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) >= HTTP_HEADERS_MAX)
+			http_reply_text(c, 0, 431, "Request Header Fields Too Large",
+			    "request header fields too large");
+		return;
 	}
-	evconnlistener_disable(lev);
-	event_add(h->ev_resume, &tv);
+	line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+	if (line == NULL || len > HTTP_LINE_MAX)
+		http_reply_text(c, 0, 414, "URI Too Long", "request line too long");
+	else
+		http_request(c, line);
+	free(line);
+}
+
+/* The reply is out (or the buffer drained): close if we are done. */
+static void
+http_conn_written(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	if (c->replied)
+		http_conn_close(c);
 }
 
 static void
-http_accept_resume(evutil_socket_t fd, short what, void *arg)
+http_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	/* EOF before a whole request, or an error: nothing more to say */
+	http_conn_close(arg);
+}
+
+static void
+http_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_conn_close(arg);
+}
+
+static void
+http_accept(evutil_socket_t fd, const struct sockaddr *sa, void *arg)
 {
 	struct http *h = arg;
+	struct http_conn *c;
+	struct timeval tv;
 
-	evconnlistener_enable(h->listener);
+	(void)sa;
+	if (h->nconns >= h->max_connections) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->h = h;
+	c->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->ev_deadline = evtimer_new(h->base, http_conn_deadline, c);
+	if (c->bev == NULL || c->ev_deadline == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->ev_deadline != NULL)
+			event_free(c->ev_deadline);
+		free(c);
+		return;
+	}
+	LIST_INSERT_HEAD(&h->conns, c, entry);
+	h->nconns++;
+	bufferevent_priority_set(c->bev, h->priority);
+	event_priority_set(c->ev_deadline, h->priority);
+	bufferevent_setcb(c->bev, http_conn_read, http_conn_written, http_conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_HEADERS_MAX);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	tv.tv_sec = h->timeout_ms / 1000;
+	tv.tv_usec = (suseconds_t)(h->timeout_ms % 1000) * 1000;
+	event_add(c->ev_deadline, &tv);
 }
 
 struct http *
-http_new(struct daemon *d, evutil_socket_t fd)
+http_new(struct event_base *base, evutil_socket_t fd, const struct config *cfg,
+    int priority, http_status_fn status, void *arg)
 {
-	struct http *h;
-	struct evhttp_bound_socket *bound;
+	struct http *h = xcalloc(1, sizeof(*h));
 
-	h = xcalloc(1, sizeof(*h));
-	h->d = d;
-	if ((h->evh = evhttp_new(d->base)) == NULL) {
-		log_msg(LOG_ERROR, "http-failed");
-		goto fail;
+	h->base = base;
+	h->priority = priority;
+	h->status = status;
+	h->status_arg = arg;
+	LIST_INIT(&h->conns);
+	http_reconfigure(h, cfg);
+	if ((h->listener = listen_new(base, fd, "http", priority, http_accept, h)) == NULL) {
+		free(h);
+		return NULL;
 	}
-	h->ev_resume = evtimer_new(d->base, http_accept_resume, h);
-	if (h->ev_resume == NULL) {
-		log_msg(LOG_ERROR, "http-failed");
-		goto fail;
-	}
-	evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	evhttp_set_max_headers_size(h->evh, HTTP_HEADERS_MAX);
-	evhttp_set_max_body_size(h->evh, HTTP_BODY_MAX);
-	evhttp_set_timeout(h->evh, HTTP_TIMEOUT_S);
-	evhttp_set_default_content_type(h->evh, HTTP_TYPE_TEXT);
-	evhttp_set_gencb(h->evh, http_request, h);
-
-	if ((bound = evhttp_accept_socket_with_handle(h->evh, fd)) == NULL) {
-		struct log_line *l = log_begin(LOG_ERROR, "http-failed");
-
-		log_str(l, "reason", "cannot accept on the listening socket");
-		log_errno(l, errno);
-		log_end(l);
-		goto fail;
-	}
-	h->listener = evhttp_bound_socket_get_listener(bound);
-	evconnlistener_set_error_cb(h->listener, http_accept_error);
-	h->next = http_all;
-	http_all = h;
 	return h;
+}
 
-fail:
-	if (h->ev_resume != NULL)
-		event_free(h->ev_resume);
-	if (h->evh != NULL)
-		evhttp_free(h->evh);
-	free(h);
-	return NULL;
+void
+http_reconfigure(struct http *h, const struct config *cfg)
+{
+	h->max_connections = cfg->http_max_connections;
+	h->timeout_ms = cfg->http_timeout_ms;
 }
 
 void
 http_free(struct http *h)
 {
-	struct http **pp;
-
 	if (h == NULL)
 		return;
-	for (pp = &http_all; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
-	/* Frees the open connections and the listener, closing its socket. */
-	evhttp_free(h->evh);
-	event_free(h->ev_resume);
+	listen_free(h->listener);
+	while (!LIST_EMPTY(&h->conns))
+		http_conn_close(LIST_FIRST(&h->conns));
 	free(h);
 }

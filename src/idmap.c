@@ -120,3 +120,14 @@ idmap_count(const struct idmap *m)
 {
 	return m->count;
 }
+
+void
+idmap_foreach(const struct idmap *m, void (*fn)(uint64_t id, void *p, void *arg),
+    void *arg)
+{
+	size_t i;
+
+	for (i = 0; i <= m->mask; i++)
+		if (m->slots[i].id != 0)
+			fn(m->slots[i].id, m->slots[i].p, arg);
+}

@@ -20,5 +20,8 @@ void *idmap_get(const struct idmap *m, uint64_t id);
 /* Remove and return the pointer, or NULL. */
 void *idmap_del(struct idmap *m, uint64_t id);
 size_t idmap_count(const struct idmap *m);
+/* Call fn for every entry; fn must not change the map. */
+void idmap_foreach(const struct idmap *m, void (*fn)(uint64_t id, void *p, void *arg),
+    void *arg);
 
 #endif

@@ -28,6 +28,10 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 enum job_outcome { JOB_DONE, JOB_CANCELLED, JOB_TIMEOUT, JOB_SHUTDOWN, JOB_ERROR,
 	JOB_OUTCOME_COUNT };
 
+/* Why a SUBMIT was refused; proto_reject_code() spells each on the wire. */
+enum job_reject { JOB_REJECT_BUSY, JOB_REJECT_TOO_MANY_JOBS,
+	JOB_REJECT_SHUTTING_DOWN, JOB_REJECT_COUNT };
+
 struct job_args {
 	enum job_kind kind;
 	uint64_t n;		/* ms (sleep, spin), n (primes), rounds (sha256) */

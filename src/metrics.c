@@ -1,17 +1,13 @@
 /*
- * metrics.c - the daemon's counters and their Prometheus text exposition
- * (format 0.0.4, interface.md section 6).
+ * metrics.c - the Prometheus text exposition (format 0.0.4, interface.md
+ * section 6) of a status snapshot.
  *
- * The counters live in one global written only by the loop thread; workers
- * never touch them (their results come back through the pool's done list and
- * are counted on the loop). Gauges owned by other modules (pool, peers, work
- * connections) are read at render time through their public getters, and a
- * module that is not there (NULL, as in tests) reads as zero.
- *
- * Rendering is O(buckets + kinds x outcomes + peers) with no allocation
- * beyond the output buffer, so a scrape costs the loop a few microseconds.
- * Durations are kept in nanoseconds and printed as exact decimal seconds,
- * so no floating point rounding shows up in the output.
+ * Every counter and gauge comes from the struct hb_status the caller
+ * filled, so a scrape agrees with STATS and the heartbeat line taken at the
+ * same moment. Rendering is O(buckets + kinds x outcomes + peers) with no
+ * allocation beyond the output buffer, so a scrape costs the loop a few
+ * microseconds. Durations are kept in nanoseconds and printed as exact
+ * decimal seconds, so no floating point rounding shows up in the output.
  */
 
 #include <inttypes.h>
@@ -20,15 +16,12 @@
 
 #include <event2/buffer.h>
 
-#include "daemon.h"
 #include "hist.h"
 #include "job.h"
 #include "liveness.h"
 #include "metrics.h"
-#include "peer.h"
-#include "pool.h"
-#include "util.h"
-#include "work.h"
+#include "proto.h"
+#include "status.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -83,86 +76,6 @@ static const struct metrics_bucket run_buckets[] = {
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-struct metrics metrics;
-
-static const char *const reject_names[REJECT_COUNT] = {
-	[REJECT_BUSY] = "busy",
-	[REJECT_TOO_MANY_JOBS] = "too-many-jobs",
-	[REJECT_SHUTTING_DOWN] = "shutting-down",
-};
-
-void
-metrics_init(void)
-{
-	memset(&metrics, 0, sizeof(metrics));
-	metrics.start_ns = now_ns();
-	metrics.loop_lag = hist_new();
-	metrics.job_run = hist_new();
-}
-
-void
-metrics_close(void)
-{
-	hist_free(metrics.loop_lag);
-	hist_free(metrics.job_run);
-	metrics.loop_lag = NULL;
-	metrics.job_run = NULL;
-}
-
-const char *
-metrics_reject_name(enum metrics_reject r)
-{
-	if ((unsigned)r >= REJECT_COUNT)
-		return "unknown";
-	return reject_names[r];
-}
-
-uint64_t
-metrics_submitted_total(void)
-{
-	uint64_t n = 0;
-	int k;
-
-	for (k = 0; k < JOB_KIND_COUNT; k++)
-		n += metrics.submitted[k];
-	return n;
-}
-
-uint64_t
-metrics_completed_total(void)
-{
-	uint64_t n = 0;
-	int k;
-
-	for (k = 0; k < JOB_KIND_COUNT; k++)
-		n += metrics.finished[k][JOB_DONE];
-	return n;
-}
-
-uint64_t
-metrics_failed_total(void)
-{
-	uint64_t n = 0;
-	int k, o;
-
-	for (k = 0; k < JOB_KIND_COUNT; k++)
-		for (o = 0; o < JOB_OUTCOME_COUNT; o++)
-			if (o != JOB_DONE)
-				n += metrics.finished[k][o];
-	return n;
-}
-
-uint64_t
-metrics_rejected_total(void)
-{
-	uint64_t n = 0;
-	int r;
-
-	for (r = 0; r < REJECT_COUNT; r++)
-		n += metrics.rejected[r];
-	return n;
-}
 
 /* # HELP and # TYPE lines that open a metric family. */
 static void
@@ -265,46 +178,12 @@ metrics_histogram(struct evbuffer *out, const char *name, const char *help,
 	    name, count, name, secs, name, count);
 }
 
-/* peers_foreach callbacks: one family each, so samples stay grouped. */
-static void
-metrics_peer_up(const struct peer_info *pi, void *arg)
-{
-	struct evbuffer *out = arg;
-	char name[METRICS_LABEL_MAX];
-
-	metrics_escape(name, sizeof(name), pi->name);
-	evbuffer_add_printf(out, "heartbeatd_peer_up{peer=\"%s\"} %d\n", name,
-	    pi->state == PEER_UP);
-}
-
-static void
-metrics_peer_rtt(const struct peer_info *pi, void *arg)
-{
-	struct evbuffer *out = arg;
-	char name[METRICS_LABEL_MAX], secs[32];
-
-	/* every configured peer has a sample; 0 until its first ACK, as PEERS */
-	metrics_escape(name, sizeof(name), pi->name);
-	metrics_seconds(secs, sizeof(secs), pi->rtt_ns);
-	evbuffer_add_printf(out, "heartbeatd_peer_rtt_seconds{peer=\"%s\"} %s\n",
-	    name, secs);
-}
-
 void
-metrics_render(struct daemon *d, struct evbuffer *out)
+metrics_render(const struct hb_status *s, struct evbuffer *out)
 {
-	struct pool_stats ps;
-	uint64_t conns, now = now_ns();
-	char secs[32];
+	char name[METRICS_LABEL_MAX], secs[32];
+	unsigned i;
 	int k, o, r;
-
-	memset(&ps, 0, sizeof(ps));
-	if (d != NULL && d->pool != NULL)
-		pool_stats(d->pool, &ps);
-	if (d != NULL && d->work != NULL)
-		conns = work_connections(d->work);
-	else
-		conns = metrics.connections;
 
 	metrics_family(out, "build_info", "gauge",
 	    "Always 1; the version label names the running build.");
@@ -312,20 +191,19 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 	    PACKAGE_VERSION);
 
 	metrics_scalar(out, "heartbeats_total", "counter",
-	    "Firings of the heartbeat timer.", metrics.heartbeats);
+	    "Firings of the heartbeat timer.", s->heartbeats);
 	metrics_histogram(out, "loop_lag_seconds",
 	    "How late each heartbeat tick fired, against its ideal schedule.",
-	    metrics.loop_lag, lag_buckets, NELEM(lag_buckets));
+	    s->loop_lag, lag_buckets, NELEM(lag_buckets));
 	metrics_scalar(out, "ticks_missed_total", "counter",
-	    "Heartbeat ticks swallowed whole by a stalled loop.",
-	    metrics.ticks_missed);
+	    "Heartbeat ticks swallowed whole by a stalled loop.", s->missed);
 
 	metrics_family(out, "jobs_submitted_total", "counter",
 	    "SUBMITs answered OK, by job kind.");
 	for (k = 0; k < JOB_KIND_COUNT; k++)
 		evbuffer_add_printf(out,
 		    "heartbeatd_jobs_submitted_total{kind=\"%s\"} %" PRIu64 "\n",
-		    job_kind_name((enum job_kind)k), metrics.submitted[k]);
+		    job_kind_name((enum job_kind)k), s->submitted[k]);
 
 	metrics_family(out, "jobs_finished_total", "counter",
 	    "Jobs that ended, by kind and outcome.");
@@ -336,48 +214,54 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 			    "outcome=\"%s\"} %" PRIu64 "\n",
 			    job_kind_name((enum job_kind)k),
 			    job_outcome_name((enum job_outcome)o),
-			    metrics.finished[k][o]);
+			    s->finished[k][o]);
 
 	metrics_family(out, "jobs_rejected_total", "counter",
 	    "SUBMITs refused, by reason.");
-	for (r = 0; r < REJECT_COUNT; r++)
+	for (r = 0; r < JOB_REJECT_COUNT; r++)
 		evbuffer_add_printf(out,
 		    "heartbeatd_jobs_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
-		    metrics_reject_name((enum metrics_reject)r), metrics.rejected[r]);
+		    proto_reject_code((enum job_reject)r), s->rejected[r]);
 
 	metrics_scalar(out, "pool_threads", "gauge",
-	    "Worker threads in the pool.", ps.threads);
+	    "Worker threads in the pool.", s->threads);
 	metrics_scalar(out, "pool_busy", "gauge",
-	    "Worker threads running a job.", ps.busy);
+	    "Worker threads running a job.", s->busy);
 	metrics_scalar(out, "queue_depth", "gauge",
-	    "Jobs waiting for a worker thread.", ps.queued);
+	    "Jobs waiting for a worker thread.", s->queued);
 	metrics_histogram(out, "job_run_seconds",
 	    "Run time of finished jobs, from start on a worker to the end.",
-	    metrics.job_run, run_buckets, NELEM(run_buckets));
+	    s->job_run, run_buckets, NELEM(run_buckets));
 
 	metrics_scalar(out, "connections", "gauge",
-	    "Open work connections.", conns);
+	    "Open work connections.", s->connections);
 	metrics_scalar(out, "connections_total", "counter",
-	    "Work connections accepted.", metrics.connections_total);
+	    "Work connections accepted.", s->connections_total);
 	metrics_scalar(out, "outcomes_dropped_total", "counter",
 	    "Job outcomes dropped because the client had gone.",
-	    metrics.outcomes_dropped);
+	    s->outcomes_dropped);
 
+	/* one family at a time, so samples stay grouped */
 	metrics_family(out, "peer_up", "gauge",
 	    "1 while the peer acknowledges heartbeats on time, else 0.");
-	if (d != NULL && d->peers != NULL)
-		peers_foreach(d->peers, metrics_peer_up, out);
+	for (i = 0; i < s->npeers; i++) {
+		metrics_escape(name, sizeof(name), s->peers[i].name);
+		evbuffer_add_printf(out, "heartbeatd_peer_up{peer=\"%s\"} %d\n",
+		    name, s->peers[i].state == PEER_UP);
+	}
 	metrics_family(out, "peer_rtt_seconds", "gauge",
 	    "Round-trip time of the last acknowledged heartbeat (0 before the first).");
-	if (d != NULL && d->peers != NULL)
-		peers_foreach(d->peers, metrics_peer_rtt, out);
+	for (i = 0; i < s->npeers; i++) {
+		metrics_escape(name, sizeof(name), s->peers[i].name);
+		metrics_seconds(secs, sizeof(secs), s->peers[i].rtt_ns);
+		evbuffer_add_printf(out, "heartbeatd_peer_rtt_seconds{peer=\"%s\"} %s\n",
+		    name, secs);
+	}
 
-	metrics_seconds(secs, sizeof(secs),
-	    now > metrics.start_ns ? now - metrics.start_ns : 0);
+	metrics_seconds(secs, sizeof(secs), s->uptime_ns);
 	metrics_family(out, "uptime_seconds", "gauge",
 	    "Seconds since the daemon started.");
 	evbuffer_add_printf(out, "heartbeatd_uptime_seconds %s\n", secs);
 	metrics_scalar(out, "draining", "gauge",
-	    "1 after SIGTERM or SIGINT, while jobs drain; else 0.",
-	    d != NULL && d->draining ? 1 : 0);
+	    "1 after SIGTERM or SIGINT, while jobs drain; else 0.", s->draining != 0);
 }

@@ -12,22 +12,15 @@
 #include <event2/util.h>
 
 #include "liveness.h"
+#include "status.h"
 
 struct config;
-struct daemon;
+struct event_base;
 struct peers;
 
-struct peer_info {
-	const char *name;
-	const char *addr;
-	enum peer_state state;
-	uint64_t rtt_ns;	/* last RTT, 0 = none yet */
-	uint64_t srtt_ns;
-	int64_t last_ack_ms;	/* age of the last ACK in ms, -1 = never */
-};
 
-/* Links for d->cfg's peers; they connect at once. */
-struct peers *peers_new(struct daemon *d);
+/* Links for cfg's peers, every event at priority; they connect at once. */
+struct peers *peers_new(struct event_base *base, const struct config *cfg, int priority);
 void peers_free(struct peers *ps);
 /* Accept inbound heartbeats on a listening fd (from daemon_listen). */
 int peers_listen(struct peers *ps, evutil_socket_t fd);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "liveness.h"
 #include "proto.h"
 #include "util.h"
 
@@ -160,7 +161,8 @@ proto_parse_submit(char **tok, size_t ntok, struct proto_request *req,
 	size_t i;
 
 	if (ntok < 2)
-		return proto_fail(err, "unknown-kind", "missing job kind", NULL);
+		return proto_fail(err, "bad-request",
+		    "usage: SUBMIT <kind> [key=value]...", NULL);
 	if (ntok - 2 > PROTO_ARGS_MAX) {
 		char text[64];
 
@@ -439,6 +441,116 @@ proto_fmt_job(char *buf, size_t n, uint64_t id, const char *kind,
 	proto_out_u64(&o, queue_us);
 	proto_out_str(&o, " run_us=");
 	proto_out_u64(&o, run_us);
+	return proto_out_end(&o);
+}
+
+static const char *const proto_reject_codes[JOB_REJECT_COUNT] = {
+	[JOB_REJECT_BUSY] = "busy",
+	[JOB_REJECT_TOO_MANY_JOBS] = "too-many-jobs",
+	[JOB_REJECT_SHUTTING_DOWN] = "shutting-down",
+};
+
+const char *
+proto_reject_code(enum job_reject r)
+{
+	return (unsigned)r < JOB_REJECT_COUNT ? proto_reject_codes[r] : "unknown";
+}
+
+static const char *const proto_help[] = {
+	"PING",
+	"AUTH <token>",
+	"SUBMIT <kind> [key=value]...  kinds: sleep ms=N | spin ms=N | primes n=N | "
+	    "sha256 rounds=N [seed=S]; any kind: timeout_ms=N",
+	"CANCEL <id>",
+	"STATUS <id>",
+	"STATS",
+	"PEERS",
+	"WATCH",
+	"UNWATCH",
+	"HELP",
+	"QUIT",
+};
+
+const char *
+proto_help_line(size_t i)
+{
+	return i < sizeof(proto_help) / sizeof(proto_help[0]) ? proto_help[i] : NULL;
+}
+
+/* " key=value" with a decimal value. */
+static void
+proto_out_kv(struct proto_out *o, const char *key, uint64_t v)
+{
+	proto_out_str(o, " ");
+	proto_out_str(o, key);
+	proto_out_str(o, "=");
+	proto_out_u64(o, v);
+}
+
+int
+proto_fmt_stats(char *buf, size_t n, const struct hb_status *s)
+{
+	struct proto_out o;
+
+	proto_out_init(&o, buf, n);
+	proto_out_str(&o, "STATS");
+	proto_out_kv(&o, "uptime_s", s->uptime_ns / (HB_NS_PER_MS * 1000));
+	proto_out_kv(&o, "threads", s->threads);
+	proto_out_kv(&o, "busy", s->busy);
+	proto_out_kv(&o, "queued", s->queued);
+	proto_out_kv(&o, "submitted", status_submitted(s));
+	proto_out_kv(&o, "completed", status_completed(s));
+	proto_out_kv(&o, "failed", status_failed(s));
+	proto_out_kv(&o, "rejected", status_rejected(s));
+	proto_out_kv(&o, "connections", s->connections);
+	proto_out_kv(&o, "heartbeats", s->heartbeats);
+	proto_out_kv(&o, "lag_p50_us", s->lag_p50_ns / HB_NS_PER_US);
+	proto_out_kv(&o, "lag_p99_us", s->lag_p99_ns / HB_NS_PER_US);
+	proto_out_kv(&o, "lag_max_us", s->lag_max_ns / HB_NS_PER_US);
+	proto_out_kv(&o, "peers", s->npeers);
+	proto_out_kv(&o, "peers_up", s->peers_up);
+	proto_out_kv(&o, "missed", s->missed);
+	proto_out_kv(&o, "dropped", s->outcomes_dropped);
+	proto_out_kv(&o, "draining", s->draining != 0);
+	return proto_out_end(&o);
+}
+
+int
+proto_fmt_peer(char *buf, size_t n, const struct peer_info *pi)
+{
+	struct proto_out o;
+
+	proto_out_init(&o, buf, n);
+	proto_out_str(&o, "PEER ");
+	proto_out_str(&o, pi->name);
+	proto_out_str(&o, " addr=");
+	proto_out_str(&o, pi->addr);
+	proto_out_str(&o, " state=");
+	proto_out_str(&o, liveness_state_name(pi->state));
+	proto_out_kv(&o, "rtt_us", pi->rtt_ns / HB_NS_PER_US);
+	proto_out_str(&o, " last_ack_ms=");
+	if (pi->last_ack_ms < 0)
+		proto_out_str(&o, "-1");
+	else
+		proto_out_u64(&o, (uint64_t)pi->last_ack_ms);
+	return proto_out_end(&o);
+}
+
+int
+proto_fmt_heartbeat(char *buf, size_t n, const struct hb_status *s)
+{
+	struct proto_out o;
+
+	proto_out_init(&o, buf, n);
+	proto_out_str(&o, "HEARTBEAT");
+	proto_out_kv(&o, "seq", s->heartbeats);
+	proto_out_kv(&o, "lag_us", s->lag_ns / HB_NS_PER_US);
+	proto_out_kv(&o, "busy", s->busy);
+	proto_out_kv(&o, "queued", s->queued);
+	proto_out_kv(&o, "peers_up", s->peers_up);
+	proto_out_kv(&o, "peers", s->npeers);
+	proto_out_kv(&o, "threads", s->threads);
+	proto_out_kv(&o, "missed", s->missed);
 	return proto_out_end(&o);
 }
 

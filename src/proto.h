@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "job.h"
+#include "status.h"
+
 #define PROTO_ARGS_MAX 32	/* key=value arguments to one SUBMIT */
 
 enum proto_verb {
@@ -52,6 +55,19 @@ int proto_fmt_done(char *buf, size_t n, uint64_t id, const char *result,
 int proto_fmt_fail(char *buf, size_t n, uint64_t id, const char *reason, const char *detail);
 int proto_fmt_job(char *buf, size_t n, uint64_t id, const char *kind, const char *state,
     unsigned progress, uint64_t queue_us, uint64_t run_us);
+
+/* The wire code of a refused SUBMIT ("busy", "too-many-jobs", ...); also
+ * the reason label of heartbeatd_jobs_rejected_total. */
+const char *proto_reject_code(enum job_reject r);
+
+/* The HELP reply: line i (no "\n"), NULL past the last; END follows. */
+const char *proto_help_line(size_t i);
+
+/* Report lines, each formatted from the one status snapshot. */
+int proto_fmt_stats(char *buf, size_t n, const struct hb_status *s);
+int proto_fmt_peer(char *buf, size_t n, const struct peer_info *pi);
+/* The WATCH line of one tick. */
+int proto_fmt_heartbeat(char *buf, size_t n, const struct hb_status *s);
 
 /* Peer protocol messages. */
 enum proto_peer_type { PROTO_HELLO, PROTO_WELCOME, PROTO_HB, PROTO_ACK };

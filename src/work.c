@@ -1,21 +1,21 @@
 /*
  * work.c - the work server (interface.md section 4). The loop thread owns
- * the listener, every client connection and the job registry:
+ * the listener and every client connection; work.c speaks the protocol and
+ * leaves every job's record to jobs.c:
  *
- *   - A connection is a bufferevent at DAEMON_PRI_IO, so heartbeats and job
- *     completions always run first. Each read callback handles at most
+ *   - A connection is a bufferevent at the priority given to work_new, below
+ *     heartbeats and job completions. Each read callback handles at most
  *     WORK_LINES_PER_CB lines, then defers the rest to a later iteration.
- *   - Replies are appended in request order; job outcomes are appended when
- *     the pool hands a job back. A client whose unread output passes
+ *   - Replies are appended in request order; job outcomes arrive through
+ *     work_deliver, by connection id. A client whose unread output passes
  *     WORK_OUT_HIGH is not read from until it drains below WORK_OUT_LOW, so a
  *     client that does not read cannot make the daemon buffer without bound.
- *   - Jobs are found by id in the registry (STATUS, CANCEL) and name their
- *     client by connection id: when the client has gone by the time the job
- *     comes back, the outcome is dropped and counted. The last
- *     WORK_FINISHED_MAX finished jobs are remembered for STATUS.
- *   - A connection is freed only by work_conn_close(c, reason); when its last
- *     words matter (BYE, line-too-long, busy, shutdown) work_conn_finish()
- *     stops reading and closes once the output has drained.
+ *   - WATCH puts a connection on the watchers list; each tick's line goes to
+ *     that list only.
+ *   - A connection is freed only by work_conn_close(c, reason), which also
+ *     drops its jobs; when its last words matter (BYE, line-too-long, busy,
+ *     shutdown) work_conn_finish() stops reading and closes once the output
+ *     has drained.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,25 +36,19 @@
 #include <openssl/evp.h>
 
 #include "config.h"
-#include "daemon.h"
-#include "hist.h"
 #include "idmap.h"
-#include "job.h"
+#include "jobs.h"
+#include "listen.h"
 #include "log.h"
-#include "metrics.h"
-#include "peer.h"
-#include "pool.h"
 #include "proto.h"
-#include "tick.h"
+#include "status.h"
 #include "util.h"
 #include "work.h"
 
 #define WORK_LINES_PER_CB 256		/* requests handled per read callback */
 #define WORK_OUT_HIGH (256 * 1024)	/* stop reading a client above this */
 #define WORK_OUT_LOW (64 * 1024)	/* ... until its output drains to this */
-#define WORK_FINISHED_MAX 1024		/* finished jobs STATUS remembers */
 #define WORK_FLUSH_TIMEOUT_S 10		/* last words to a client that won't read */
-#define WORK_ACCEPT_RETRY_MS 500	/* pause accepting after EMFILE/ENFILE */
 #define WORK_REPLY_MAX 512
 
 struct conn {
@@ -62,53 +56,32 @@ struct conn {
 	struct work *w;
 	struct bufferevent *bev;
 	char addr[HB_ADDRSTRLEN];
-	struct job_list jobs;		/* queued or running, submitted here */
-	unsigned njobs;
 	int authed;
 	int watching;
 	int throttled;			/* reading paused for output to drain */
 	int finishing;			/* closing once the output drains */
 	int eof;			/* the client sent all it will send */
 	TAILQ_ENTRY(conn) entry;
-};
-
-/* What STATUS reports of a finished job. */
-struct work_finished {
-	uint64_t id;
-	enum job_kind kind;
-	enum job_outcome outcome;
-	unsigned progress;
-	uint64_t queue_us, run_us;
+	TAILQ_ENTRY(conn) watch_entry;	/* on w->watchers while watching */
 };
 
 struct work {
-	struct daemon *d;
-	struct evconnlistener *listener;
-	struct event *ev_accept_retry;
+	struct event_base *base;
+	struct jobs *jobs;
+	int priority;
+	work_status_fn status;
+	void *status_arg;
+	struct listen *listener;
 	TAILQ_HEAD(, conn) conns;
-	unsigned nconns;
+	TAILQ_HEAD(, conn) watchers;
+	unsigned nconns, nwatchers;
+	uint64_t connections_total;
 	struct idmap *conn_by_id;
-	struct idmap *job_by_id;	/* queued or running */
 	uint64_t next_conn_id;
-	uint64_t next_job_id;
-	struct work_finished finished[WORK_FINISHED_MAX];
-	size_t nfinished;		/* total ever; ring index = n % MAX */
-	int draining;
-};
-
-static const char *const work_help[] = {
-	"PING",
-	"AUTH <token>",
-	"SUBMIT <kind> [key=value]...  kinds: sleep ms=N | spin ms=N | primes n=N | "
-	    "sha256 rounds=N [seed=S]; any kind: timeout_ms=N",
-	"CANCEL <id>",
-	"STATUS <id>",
-	"STATS",
-	"PEERS",
-	"WATCH",
-	"UNWATCH",
-	"HELP",
-	"QUIT",
+	/* limits, copied from the config in force */
+	uint32_t max_line;
+	uint32_t max_connections;
+	char *auth_token;		/* NULL = no AUTH needed */
 };
 
 static void work_conn_read(struct bufferevent *bev, void *arg);
@@ -134,19 +107,33 @@ work_send_err(struct conn *c, const char *code, const char *text)
 	work_send(c, buf, (size_t)n);
 }
 
-/* The one destructor: cancel the client's jobs, forget it, free it. */
+/* Start or stop sending this connection the WATCH lines. */
+static void
+work_conn_watch(struct conn *c, int on)
+{
+	struct work *w = c->w;
+
+	if (on == c->watching)
+		return;
+	c->watching = on;
+	if (on) {
+		TAILQ_INSERT_TAIL(&w->watchers, c, watch_entry);
+		w->nwatchers++;
+	} else {
+		TAILQ_REMOVE(&w->watchers, c, watch_entry);
+		w->nwatchers--;
+	}
+}
+
+/* The one destructor: drop the client's jobs, forget it, free it. */
 static void
 work_conn_close(struct conn *c, const char *reason)
 {
 	struct work *w = c->w;
-	struct job *j;
 	struct log_line *l;
 
-	while ((j = TAILQ_FIRST(&c->jobs)) != NULL) {
-		TAILQ_REMOVE(&c->jobs, j, conn_entry);
-		j->conn_id = 0;
-		pool_cancel(w->d->pool, j, JOB_CANCELLED);
-	}
+	jobs_drop_conn(w->jobs, c->id);
+	work_conn_watch(c, 0);
 	l = log_begin(LOG_DEBUG, "connection-closed");
 	log_uint(l, "conn", c->id);
 	log_str(l, "addr", c->addr);
@@ -155,7 +142,6 @@ work_conn_close(struct conn *c, const char *reason)
 	idmap_del(w->conn_by_id, c->id);
 	TAILQ_REMOVE(&w->conns, c, entry);
 	w->nconns--;
-	metrics.connections = w->nconns;
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -210,77 +196,15 @@ work_conn_event(struct bufferevent *bev, short what, void *arg)
 		work_conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-/* A job's time in the queue and running, in us, as of end (ns). */
-static void
-work_job_times(const struct job *j, uint64_t end, uint64_t *queue_us, uint64_t *run_us)
+int
+work_deliver(struct work *w, uint64_t conn_id, const char *line, size_t len)
 {
-	uint64_t start = atomic_load(&j->t_start);
+	struct conn *c = idmap_get(w->conn_by_id, conn_id);
 
-	*queue_us = ((start != 0 ? start : end) - j->t_submit) / HB_NS_PER_US;
-	*run_us = start != 0 ? (end - start) / HB_NS_PER_US : 0;
-}
-
-/* Remember a finished job for STATUS; returns the record. */
-static const struct work_finished *
-work_remember(struct work *w, const struct job *j)
-{
-	struct work_finished *f = &w->finished[w->nfinished++ % WORK_FINISHED_MAX];
-
-	f->id = j->id;
-	f->kind = j->args.kind;
-	f->outcome = j->outcome;
-	f->progress = atomic_load(&j->progress);
-	work_job_times(j, j->t_end, &f->queue_us, &f->run_us);
-	return f;
-}
-
-static const struct work_finished *
-work_find_finished(const struct work *w, uint64_t id)
-{
-	size_t i, n = w->nfinished < WORK_FINISHED_MAX ? w->nfinished : WORK_FINISHED_MAX;
-
-	for (i = 0; i < n; i++)
-		if (w->finished[i].id == id)
-			return &w->finished[i];
-	return NULL;
-}
-
-void
-work_job_done(struct job *j, void *arg)
-{
-	struct work *w = arg;
-	struct conn *c = j->conn_id != 0 ? idmap_get(w->conn_by_id, j->conn_id) : NULL;
-	uint64_t start = atomic_load(&j->t_start);
-	const struct work_finished *f;
-	char buf[WORK_REPLY_MAX];
-	int n;
-
-	idmap_del(w->job_by_id, j->id);
-	if (j->t_end == 0)
-		j->t_end = now_ns();
-	f = work_remember(w, j);
-	metrics.finished[j->args.kind][j->outcome]++;
-	if (start != 0)
-		hist_add(metrics.job_run, j->t_end - start);
-	if (j->outcome == JOB_SHUTDOWN)
-		w->d->jobs_cancelled++;
-
-	if (c != NULL) {
-		TAILQ_REMOVE(&c->jobs, j, conn_entry);
-		c->njobs--;
-		if (j->outcome == JOB_DONE)
-			n = proto_fmt_done(buf, sizeof(buf), j->id, j->result,
-			    f->queue_us, f->run_us);
-		else
-			n = proto_fmt_fail(buf, sizeof(buf), j->id,
-			    job_outcome_name(j->outcome),
-			    j->outcome == JOB_ERROR ? j->result : NULL);
-		work_send(c, buf, (size_t)n);
-	} else {
-		metrics.outcomes_dropped++;
-	}
-	job_free(j);
-	daemon_job_finished(w->d);
+	if (c == NULL)
+		return -1;
+	work_send(c, line, len);
+	return 0;
 }
 
 /* Constant-time token check: compare digests, so length leaks nothing. */
@@ -296,106 +220,43 @@ work_token_ok(const char *given, const char *want)
 	return la == lb && CRYPTO_memcmp(a, b, la) == 0;
 }
 
-/* A refused SUBMIT: the reason's metric label is also its wire code. */
 static void
-work_reject(struct conn *c, enum metrics_reject why, const char *text)
+work_submit(struct conn *c, const struct proto_request *req)
 {
-	metrics.rejected[why]++;
-	work_send_err(c, metrics_reject_name(why), text);
+	struct proto_error err;
+	uint64_t id;
+	char buf[64];
+
+	if (jobs_submit(c->w->jobs, c->id, req, &id, &err) < 0) {
+		work_send_err(c, err.code, err.text);
+		return;
+	}
+	work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), id));
 }
 
 static void
-work_submit(struct conn *c, struct proto_request *req)
+work_job_status(struct conn *c, uint64_t id)
 {
-	struct work *w = c->w;
-	const struct config *cfg = w->d->cfg;
-	struct job_args args;
-	enum job_kind kind;
-	struct job *j;
-	char err[160], buf[64];
-
-	if (w->draining) {
-		work_reject(c, REJECT_SHUTTING_DOWN,
-		    "the daemon is stopping; no new jobs");
-		return;
-	}
-	if (job_kind_parse(req->kind, &kind) < 0) {
-		work_send_err(c, "unknown-kind",
-		    "unknown job kind; kinds: sleep spin primes sha256");
-		return;
-	}
-	if (job_args_parse(kind, req->keys, req->vals, req->nargs, cfg->job_max_ms,
-	    &args, err, sizeof(err)) < 0) {
-		work_send_err(c, "bad-arg", err);
-		return;
-	}
-	if (c->njobs >= cfg->max_jobs_per_conn) {
-		job_args_clear(&args);
-		snprintf(err, sizeof(err), "this connection has %u jobs queued or running "
-		    "(max_jobs_per_conn)", c->njobs);
-		work_reject(c, REJECT_TOO_MANY_JOBS, err);
-		return;
-	}
-	j = job_new();
-	j->args = args;
-	j->id = w->next_job_id;
-	j->conn_id = c->id;
-	j->timeout_ms = args.timeout_ms != 0 ? args.timeout_ms : cfg->job_max_ms;
-	j->t_submit = now_ns();
-	if (pool_submit(w->d->pool, j) < 0) {
-		job_free(j);
-		work_reject(c, REJECT_BUSY, "the job queue is full; try again later");
-		return;
-	}
-	w->next_job_id++;
-	idmap_put(w->job_by_id, j->id, j);
-	TAILQ_INSERT_TAIL(&c->jobs, j, conn_entry);
-	c->njobs++;
-	metrics.submitted[kind]++;
-	work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), j->id));
-}
-
-static void
-work_status(struct conn *c, uint64_t id)
-{
-	struct work *w = c->w;
-	struct job *j = idmap_get(w->job_by_id, id);
-	const struct work_finished *f;
-	char buf[WORK_REPLY_MAX], text[64];
-	uint64_t end, queue_us, run_us;
-	const char *state;
+	struct jobs_info ji;
+	char buf[WORK_REPLY_MAX];
 	int n;
 
-	if (j != NULL) {
-		if (atomic_load(&j->state) == JOB_FINISHED) {
-			state = j->outcome == JOB_DONE ? "done" : "failed";
-			end = j->t_end;
-		} else {
-			state = atomic_load(&j->t_start) != 0 ? "running" : "queued";
-			end = now_ns();
-		}
-		work_job_times(j, end, &queue_us, &run_us);
-		n = proto_fmt_job(buf, sizeof(buf), id, job_kind_name(j->args.kind), state,
-		    atomic_load(&j->progress), queue_us, run_us);
-	} else if ((f = work_find_finished(w, id)) != NULL) {
-		n = proto_fmt_job(buf, sizeof(buf), id, job_kind_name(f->kind),
-		    f->outcome == JOB_DONE ? "done" : "failed", f->progress,
-		    f->queue_us, f->run_us);
-	} else {
-		snprintf(text, sizeof(text), "no job %" PRIu64, id);
-		work_send_err(c, "not-found", text);
+	if (jobs_info(c->w->jobs, id, &ji) < 0) {
+		snprintf(buf, sizeof(buf), "no job %" PRIu64, id);
+		work_send_err(c, "not-found", buf);
 		return;
 	}
+	n = proto_fmt_job(buf, sizeof(buf), id, job_kind_name(ji.kind), ji.state,
+	    ji.progress, ji.queue_us, ji.run_us);
 	work_send(c, buf, (size_t)n);
 }
 
 static void
 work_cancel(struct conn *c, uint64_t id)
 {
-	struct job *j = idmap_get(c->w->job_by_id, id);
 	char buf[64];
 
-	if (j == NULL || pool_cancel(c->w->d->pool, j, JOB_CANCELLED) < 0) {
+	if (jobs_cancel(c->w->jobs, id) < 0) {
 		snprintf(buf, sizeof(buf), "no queued or running job %" PRIu64, id);
 		work_send_err(c, "not-found", buf);
 		return;
@@ -403,42 +264,22 @@ work_cancel(struct conn *c, uint64_t id)
 	work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), id));
 }
 
+/* STATS or PEERS, from one status snapshot. */
 static void
-work_stats(struct conn *c)
+work_report(struct conn *c, enum proto_verb verb)
 {
-	struct daemon *d = c->w->d;
-	struct pool_stats ps;
-	struct tick_stats ts;
+	struct hb_status st;
 	char buf[WORK_REPLY_MAX];
-	int n;
+	unsigned i;
 
-	pool_stats(d->pool, &ps);
-	tick_stats(d->tick, &ts);
-	n = snprintf(buf, sizeof(buf), "STATS uptime_s=%" PRIu64 " threads=%u busy=%u"
-	    " queued=%u submitted=%" PRIu64 " completed=%" PRIu64 " failed=%" PRIu64
-	    " rejected=%" PRIu64 " connections=%u heartbeats=%" PRIu64
-	    " lag_p50_us=%" PRIu64 " lag_p99_us=%" PRIu64 " lag_max_us=%" PRIu64
-	    " peers=%u peers_up=%u missed=%" PRIu64 " dropped=%" PRIu64 " draining=%d\n",
-	    (now_ns() - metrics.start_ns) / (HB_NS_PER_MS * 1000), ps.threads, ps.busy, ps.queued,
-	    metrics_submitted_total(), metrics_completed_total(), metrics_failed_total(),
-	    metrics_rejected_total(), c->w->nconns, metrics.heartbeats,
-	    ts.p50_ns / HB_NS_PER_US, ts.p99_ns / HB_NS_PER_US, ts.max_ns / HB_NS_PER_US,
-	    peers_count(d->peers), peers_up(d->peers), ts.missed,
-	    metrics.outcomes_dropped, d->draining);
-	work_send(c, buf, (size_t)n);
-}
-
-static void
-work_peer_line(const struct peer_info *pi, void *arg)
-{
-	struct conn *c = arg;
-	char buf[WORK_REPLY_MAX];
-	int n;
-
-	n = snprintf(buf, sizeof(buf), "PEER %s addr=%s state=%s rtt_us=%" PRIu64
-	    " last_ack_ms=%" PRId64 "\n", pi->name, pi->addr,
-	    liveness_state_name(pi->state), pi->rtt_ns / HB_NS_PER_US, pi->last_ack_ms);
-	work_send(c, buf, (size_t)n);
+	c->w->status(&st, c->w->status_arg);
+	if (verb == PROTO_STATS) {
+		work_send(c, buf, (size_t)proto_fmt_stats(buf, sizeof(buf), &st));
+		return;
+	}
+	for (i = 0; i < st.npeers; i++)
+		work_send(c, buf, (size_t)proto_fmt_peer(buf, sizeof(buf), &st.peers[i]));
+	work_send_str(c, "END\n");
 }
 
 static void
@@ -446,7 +287,7 @@ work_request(struct conn *c, char *line)
 {
 	struct proto_request req;
 	struct proto_error perr;
-	const char *token = c->w->d->cfg->auth_token;
+	const char *token = c->w->auth_token, *help;
 	size_t i;
 	int rc;
 
@@ -479,26 +320,23 @@ work_request(struct conn *c, char *line)
 		work_cancel(c, req.id);
 		break;
 	case PROTO_STATUS:
-		work_status(c, req.id);
+		work_job_status(c, req.id);
 		break;
 	case PROTO_STATS:
-		work_stats(c);
-		break;
 	case PROTO_PEERS:
-		peers_foreach(c->w->d->peers, work_peer_line, c);
-		work_send_str(c, "END\n");
+		work_report(c, req.verb);
 		break;
 	case PROTO_WATCH:
-		c->watching = 1;
+		work_conn_watch(c, 1);
 		work_send_str(c, "OK watching\n");
 		break;
 	case PROTO_UNWATCH:
-		c->watching = 0;
+		work_conn_watch(c, 0);
 		work_send_str(c, "OK unwatched\n");
 		break;
 	case PROTO_HELP:
-		for (i = 0; i < sizeof(work_help) / sizeof(work_help[0]); i++) {
-			work_send_str(c, work_help[i]);
+		for (i = 0; (help = proto_help_line(i)) != NULL; i++) {
+			work_send_str(c, help);
 			work_send_str(c, "\n");
 		}
 		work_send_str(c, "END\n");
@@ -518,7 +356,7 @@ work_line_too_long(struct conn *c)
 	char text[96];
 
 	snprintf(text, sizeof(text), "request line longer than %u bytes",
-	    c->w->d->cfg->max_line);
+	    c->w->max_line);
 	work_send_err(c, "line-too-long", text);
 	work_conn_finish(c);
 }
@@ -529,7 +367,7 @@ work_conn_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *out = bufferevent_get_output(bev);
-	size_t len, max_line = c->w->d->cfg->max_line;
+	size_t len, max_line = c->w->max_line;
 	unsigned handled;
 	char *line;
 
@@ -565,18 +403,14 @@ work_conn_read(struct bufferevent *bev, void *arg)
 }
 
 static void
-work_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+work_accept(evutil_socket_t fd, const struct sockaddr *sa, void *arg)
 {
 	static const char busy[] = "ERR busy too many connections\n";
 	struct work *w = arg;
-	const struct config *cfg = w->d->cfg;
 	struct conn *c;
 	int one = 1;
 
-	(void)lst;
-	(void)salen;
-	if (w->nconns >= cfg->max_connections) {
+	if (w->nconns >= w->max_connections) {
 		/* a best-effort last word on a fresh socket, then close */
 		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* nothing more to do for a client we refuse anyway */
@@ -588,79 +422,62 @@ work_accept(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
 	c = xcalloc(1, sizeof(*c));
 	c->w = w;
 	c->id = ++w->next_conn_id;
-	TAILQ_INIT(&c->jobs);
 	addr_format(sa, c->addr, sizeof(c->addr));
-	c->bev = bufferevent_socket_new(w->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
 		return;
 	}
-	bufferevent_priority_set(c->bev, DAEMON_PRI_IO);
+	bufferevent_priority_set(c->bev, w->priority);
 	bufferevent_setcb(c->bev, work_conn_read, work_conn_drained, work_conn_event, c);
 	/* never buffer much more input than one whole line */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)cfg->max_line * 2 + 4096);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, (size_t)w->max_line * 2 + 4096);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	idmap_put(w->conn_by_id, c->id, c);
 	w->nconns++;
-	metrics.connections = w->nconns;
-	metrics.connections_total++;
-}
-
-static void
-work_accept_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct work *w = arg;
-
-	(void)fd;
-	(void)what;
-	if (w->listener != NULL)
-		evconnlistener_enable(w->listener);
-}
-
-/* accept() failed: out of fds most likely; pause instead of spinning. */
-static void
-work_accept_error(struct evconnlistener *lst, void *arg)
-{
-	struct work *w = arg;
-	struct timeval tv = { 0, WORK_ACCEPT_RETRY_MS * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-	struct log_line *l;
-
-	l = log_begin(LOG_WARN, "accept-failed");
-	log_str(l, "service", "work");
-	log_errno(l, err);
-	log_end(l);
-	evconnlistener_disable(lst);
-	event_add(w->ev_accept_retry, &tv);
+	w->connections_total++;
 }
 
 struct work *
-work_new(struct daemon *d)
+work_new(struct event_base *base, const struct config *cfg, struct jobs *jobs,
+    int priority, work_status_fn status, void *arg)
 {
 	struct work *w = xcalloc(1, sizeof(*w));
 
-	w->d = d;
+	w->base = base;
+	w->jobs = jobs;
+	w->priority = priority;
+	w->status = status;
+	w->status_arg = arg;
 	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->watchers);
 	w->conn_by_id = idmap_new();
-	w->job_by_id = idmap_new();
-	w->next_job_id = 1;
-	w->ev_accept_retry = evtimer_new(d->base, work_accept_resume, w);
+	work_reconfigure(w, cfg);
 	return w;
+}
+
+void
+work_reconfigure(struct work *w, const struct config *cfg)
+{
+	w->max_line = cfg->max_line;
+	w->max_connections = cfg->max_connections;
+	free(w->auth_token);
+	w->auth_token = cfg->auth_token != NULL ? xstrdup(cfg->auth_token) : NULL;
 }
 
 int
 work_listen(struct work *w, evutil_socket_t fd)
 {
-	w->listener = evconnlistener_new(w->d->base, work_accept, w,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (w->listener == NULL) {
-		log_msg(LOG_ERROR, "work-listener-failed");
-		return -1;
-	}
-	evconnlistener_set_error_cb(w->listener, work_accept_error);
-	return 0;
+	w->listener = listen_new(w->base, fd, "work", w->priority, work_accept, w);
+	return w->listener != NULL ? 0 : -1;
+}
+
+unsigned
+work_watchers(const struct work *w)
+{
+	return w->nwatchers;
 }
 
 void
@@ -668,8 +485,8 @@ work_watch_send(struct work *w, const char *line, size_t len)
 {
 	struct conn *c;
 
-	TAILQ_FOREACH(c, &w->conns, entry)
-		if (c->watching && !c->finishing &&
+	TAILQ_FOREACH(c, &w->watchers, watch_entry)
+		if (!c->finishing &&
 		    evbuffer_get_length(bufferevent_get_output(c->bev)) < WORK_OUT_HIGH)
 			work_send(c, line, len);
 }
@@ -677,12 +494,9 @@ work_watch_send(struct work *w, const char *line, size_t len)
 void
 work_drain(struct work *w)
 {
-	w->draining = 1;
-	if (w->listener != NULL) {
-		/* closing the socket makes new clients fail fast */
-		evconnlistener_free(w->listener);
-		w->listener = NULL;
-	}
+	/* closing the socket makes new clients fail fast */
+	listen_free(w->listener);
+	w->listener = NULL;
 }
 
 void
@@ -702,10 +516,11 @@ work_connections(const struct work *w)
 	return w->nconns;
 }
 
-unsigned
-work_jobs_live(const struct work *w)
+void
+work_status(const struct work *w, struct hb_status *st)
 {
-	return (unsigned)idmap_count(w->job_by_id);
+	st->connections = w->nconns;
+	st->connections_total = w->connections_total;
 }
 
 void
@@ -717,10 +532,8 @@ work_free(struct work *w)
 		return;
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 		work_conn_close(c, "shutdown");
-	if (w->listener != NULL)
-		evconnlistener_free(w->listener);
-	event_free(w->ev_accept_retry);
+	listen_free(w->listener);
 	idmap_free(w->conn_by_id);
-	idmap_free(w->job_by_id);
+	free(w->auth_token);
 	free(w);
 }

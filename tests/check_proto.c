@@ -252,8 +252,8 @@ END_TEST
 START_TEST(test_submit_rejects_missing_kind_and_malformed_arguments)
 {
 	static const struct err_case cases[] = {
-		{ "SUBMIT", "unknown-kind", "missing job kind" },
-		{ "submit \t ", "unknown-kind", "missing job kind" },
+		{ "SUBMIT", "bad-request", "usage: SUBMIT <kind> [key=value]..." },
+		{ "submit \t ", "bad-request", "usage: SUBMIT <kind> [key=value]..." },
 		{ "SUBMIT sleep =x", "bad-arg", "expected key=value, got \"=x\"" },
 		{ "SUBMIT sleep k", "bad-arg", "expected key=value, got \"k\"" },
 		{ "SUBMIT sleep ms=1 k", "bad-arg", "expected key=value, got \"k\"" },

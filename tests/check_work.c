@@ -1234,6 +1234,7 @@ START_TEST(test_malformed_ids_and_missing_arguments_are_errors)
 	for (i = 0; bad[i] != NULL; i++)
 		hb_request(c, bad[i], "ERR ");
 	hb_request(c, "SUBMIT sleep 10", "ERR bad-arg");
+	hb_request(c, "SUBMIT", "ERR bad-request");
 	hb_request(c, "PING", "PONG");
 	hb_close(c);
 	hb_free(p);
