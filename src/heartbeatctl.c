@@ -311,23 +311,6 @@ ctl_error(const char *code, const char *fmt, ...)
 	ctl_report(code, 0, msg);
 }
 
-/* Split off the next space- or tab-separated word; "" at the end. */
-static char *
-next_word(char **p)
-{
-	char *s = *p, *w;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	w = s;
-	while (*s != '\0' && *s != ' ' && *s != '\t')
-		s++;
-	if (*s != '\0')
-		*s++ = '\0';
-	*p = s;
-	return w;
-}
-
 static void
 fields_split(struct ctl_fields *f, char *s)
 {
@@ -664,7 +647,7 @@ conn_reply(struct ctl_conn *c, char **line)
 static void
 reply_err(char *rest)
 {
-	char *code = next_word(&rest);
+	char *code = proto_token(&rest);
 
 	while (*rest == ' ' || *rest == '\t')
 		rest++;
@@ -686,7 +669,7 @@ reply_expect(char *line, const char *want)
 	char copy[256], *p = line, *verb;
 
 	snprintf(copy, sizeof(copy), "%s", line);
-	verb = next_word(&p);
+	verb = proto_token(&p);
 	if (strcasecmp(verb, want) == 0)
 		return p;
 	if (strcasecmp(verb, "ERR") == 0)
@@ -839,7 +822,7 @@ peers_add(struct ctl_peers *ps, const char *rest)
 	pe = &ps->v[ps->n++];
 	pe->line = xstrdup(rest);
 	p = pe->line;
-	pe->name = next_word(&p);
+	pe->name = proto_token(&p);
 	fields_split(&pe->f, p);
 }
 
@@ -1059,7 +1042,7 @@ cmd_status(struct ctl_conn *c, char **args)
 		return CTL_EXIT_FAIL;
 	if ((p = reply_expect(p, "JOB")) == NULL)
 		return CTL_EXIT_FAIL;
-	id = next_word(&p);
+	id = proto_token(&p);
 	fields_split(&f, p);
 	print_fields("id", id, &f);
 	return CTL_EXIT_OK;
@@ -1238,10 +1221,10 @@ wait_job(struct ctl_conn *c, struct wait_job *j)
 			return CTL_EXIT_FAIL;
 		}
 		p = line;
-		verb = next_word(&p);
+		verb = proto_token(&p);
 		if (strcasecmp(verb, "DONE") == 0 ||
 		    strcasecmp(verb, "FAIL") == 0) {
-			id = next_word(&p);
+			id = proto_token(&p);
 			if (strcmp(id, j->id) == 0)
 				return wait_outcome(verb, id, p);
 			continue;
@@ -1255,7 +1238,7 @@ wait_job(struct ctl_conn *c, struct wait_job *j)
 		}
 		if (req != REQ_STATUS || strcasecmp(verb, "JOB") != 0)
 			continue;
-		(void)next_word(&p);
+		(void)proto_token(&p);
 		fields_split(&f, p);
 		if ((s = fields_get(&f, "state")) != NULL)
 			snprintf(j->state, sizeof(j->state), "%s", s);
@@ -1285,7 +1268,7 @@ cmd_submit(struct ctl_conn *c, char **args)
 	}
 	if ((p = conn_request(c, "OK", req)) == NULL)
 		return CTL_EXIT_FAIL;
-	snprintf(id, sizeof(id), "%s", next_word(&p));
+	snprintf(id, sizeof(id), "%s", proto_token(&p));
 	if (!wait_mode) {
 		if (json_mode) {
 			jo_begin(&o, stdout);
@@ -1503,7 +1486,7 @@ watch_plain(struct ctl_conn *c)
 			return CTL_EXIT_FAIL;
 		}
 		p = line;
-		if (strcasecmp(next_word(&p), "HEARTBEAT") != 0)
+		if (strcasecmp(proto_token(&p), "HEARTBEAT") != 0)
 			continue;
 		if (json_mode) {
 			fields_split(&f, p);
@@ -1580,7 +1563,7 @@ watch_live(struct ctl_conn *c, struct watch *w)
 			return CTL_EXIT_FAIL;
 		}
 		p = line;
-		verb = next_word(&p);
+		verb = proto_token(&p);
 		if (strcasecmp(verb, "HEARTBEAT") == 0) {
 			watch_heartbeat(w, p);
 			dirty = 1;
