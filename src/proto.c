@@ -49,6 +49,22 @@ proto_is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+char *
+proto_token(char **s)
+{
+	char *p = *s, *tok;
+
+	while (proto_is_blank(*p))
+		*p++ = '\0';
+	tok = p;
+	while (*p != '\0' && !proto_is_blank(*p))
+		p++;
+	if (*p != '\0')
+		*p++ = '\0';
+	*s = p;
+	return tok;
+}
+
 /*
  * Split s in place into at most max tokens; returns how many there were,
  * which may exceed max (the excess is counted but not stored).
@@ -57,17 +73,15 @@ static size_t
 proto_tokenize(char *s, char **tok, size_t max)
 {
 	size_t n = 0;
+	char *t;
 
 	for (;;) {
-		while (proto_is_blank(*s))
-			*s++ = '\0';
-		if (*s == '\0')
+		t = proto_token(&s);
+		if (*t == '\0')
 			return n;
 		if (n < max)
-			tok[n] = s;
+			tok[n] = t;
 		n++;
-		while (*s != '\0' && !proto_is_blank(*s))
-			s++;
 	}
 }
 

@@ -37,6 +37,15 @@ struct proto_error {
 };
 
 /*
+ * Split the first token off *s in place, as the parsers below do: blanks
+ * (spaces, tabs) before it become NULs, as does the one blank after it, and
+ * *s is left just past that blank, so the rest of the line stays as written
+ * (for free text such as an ERR message). Returns the token; "" when the
+ * line holds no more.
+ */
+char *proto_token(char **s);
+
+/*
  * Parse one request line in place (line ending already removed; a trailing
  * CR is removed here). Tokens are separated by spaces or tabs. Returns 0 for
  * a request, 1 for a blank line (no reply), -1 with *err filled in.

@@ -516,6 +516,32 @@ START_TEST(test_peer_messages_are_formatted_exactly)
 }
 END_TEST
 
+START_TEST(test_token_splits_one_word_and_leaves_the_rest_as_written)
+{
+	char line[64];
+	char *p = line;
+
+	snprintf(line, sizeof(line), " \tERR  not-found  no  such job\t");
+	ck_assert_str_eq(proto_token(&p), "ERR");
+	ck_assert_str_eq(p, " not-found  no  such job\t");
+	ck_assert_str_eq(proto_token(&p), "not-found");
+	ck_assert_str_eq(p, " no  such job\t");
+	ck_assert_str_eq(proto_token(&p), "no");
+	ck_assert_str_eq(proto_token(&p), "such");
+	ck_assert_str_eq(proto_token(&p), "job");
+	ck_assert_str_eq(p, "");
+	ck_assert_str_eq(proto_token(&p), "");
+	ck_assert_str_eq(proto_token(&p), "");
+
+	/* quotes mean nothing here: proto_split_kv reads quoted values */
+	snprintf(line, sizeof(line), "FAIL 7 detail=\"a b\"");
+	p = line;
+	ck_assert_str_eq(proto_token(&p), "FAIL");
+	ck_assert_str_eq(proto_token(&p), "7");
+	ck_assert_str_eq(p, "detail=\"a b\"");
+}
+END_TEST
+
 START_TEST(test_split_kv_reads_plain_bare_and_quoted_values)
 {
 	char line[256];
@@ -633,6 +659,7 @@ proto_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fields");
+	tcase_add_test(tc, test_token_splits_one_word_and_leaves_the_rest_as_written);
 	tcase_add_test(tc, test_split_kv_reads_plain_bare_and_quoted_values);
 	tcase_add_test(tc, test_split_kv_undoes_what_fail_detail_escapes);
 	tcase_add_test(tc, test_split_kv_stores_at_most_max_fields);
