@@ -267,6 +267,8 @@ pool_inline_cb(evutil_socket_t fd, short what, void *arg)
 	struct job *j = NULL;
 	int more;
 
+	(void)fd;
+	(void)what;
 	pthread_mutex_lock(&p->lock);
 	if (!TAILQ_EMPTY(&p->queue))
 		j = pool_take_locked(p);
@@ -306,6 +308,8 @@ pool_publish(struct pool *p)
 static void
 pool_publish_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
 	pool_publish(arg);
 }
 
@@ -316,6 +320,7 @@ pool_bell_cb(evutil_socket_t fd, short what, void *arg)
 	char buf[64];
 	ssize_t r;
 
+	(void)what;
 	do
 		r = read(fd, buf, sizeof(buf));
 	while (r > 0 || (r < 0 && errno == EINTR));
@@ -325,6 +330,8 @@ pool_bell_cb(evutil_socket_t fd, short what, void *arg)
 static void
 pool_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
 	pool_drain(arg);
 }
 

@@ -622,6 +622,77 @@ START_TEST(test_split_kv_stores_at_most_max_fields)
 }
 END_TEST
 
+START_TEST(test_report_lines_are_formatted_from_the_snapshot)
+{
+	struct peer_info pi = { .name = "b", .addr = "[::1]:7071", .state = PEER_SUSPECT,
+	    .rtt_ns = 1234567, .last_ack_ms = 250 };
+	struct hb_status st;
+	char buf[512];
+
+	memset(&st, 0, sizeof(st));
+	st.uptime_ns = 61999000000ull;
+	st.threads = 4;
+	st.busy = 3;
+	st.queued = 2;
+	st.submitted[JOB_SLEEP] = 5;
+	st.submitted[JOB_SHA256] = 1;
+	st.finished[JOB_SLEEP][JOB_DONE] = 3;
+	st.finished[JOB_SPIN][JOB_CANCELLED] = 1;
+	st.finished[JOB_SPIN][JOB_SHUTDOWN] = 1;
+	st.rejected[JOB_REJECT_BUSY] = 2;
+	st.rejected[JOB_REJECT_SHUTTING_DOWN] = 1;
+	st.connections = 7;
+	st.heartbeats = 100;
+	st.lag_ns = 45000;
+	st.lag_p50_ns = 1999;
+	st.lag_p99_ns = 120000;
+	st.lag_max_ns = 3000000;
+	st.npeers = 2;
+	st.peers_up = 1;
+	st.missed = 4;
+	st.outcomes_dropped = 1;
+	st.draining = 1;
+	proto_fmt_stats(buf, sizeof(buf), &st);
+	ck_assert_str_eq(buf, "STATS uptime_s=61 threads=4 busy=3 queued=2 "
+	    "submitted=6 completed=3 failed=2 rejected=3 connections=7 "
+	    "heartbeats=100 lag_p50_us=1 lag_p99_us=120 lag_max_us=3000 "
+	    "peers=2 peers_up=1 missed=4 dropped=1 draining=1\n");
+	proto_fmt_heartbeat(buf, sizeof(buf), &st);
+	ck_assert_str_eq(buf, "HEARTBEAT seq=100 lag_us=45 busy=3 queued=2 "
+	    "peers_up=1 peers=2 threads=4 missed=4\n");
+	proto_fmt_peer(buf, sizeof(buf), &pi);
+	ck_assert_str_eq(buf, "PEER b addr=[::1]:7071 state=suspect rtt_us=1234 "
+	    "last_ack_ms=250\n");
+	pi.last_ack_ms = -1;
+	pi.state = PEER_CONNECTING;
+	pi.rtt_ns = 0;
+	proto_fmt_peer(buf, sizeof(buf), &pi);
+	ck_assert_str_eq(buf, "PEER b addr=[::1]:7071 state=connecting rtt_us=0 "
+	    "last_ack_ms=-1\n");
+}
+END_TEST
+
+START_TEST(test_reject_codes_and_help_are_spelled_once)
+{
+	size_t i;
+
+	ck_assert_str_eq(proto_reject_code(JOB_REJECT_BUSY), "busy");
+	ck_assert_str_eq(proto_reject_code(JOB_REJECT_TOO_MANY_JOBS), "too-many-jobs");
+	ck_assert_str_eq(proto_reject_code(JOB_REJECT_SHUTTING_DOWN), "shutting-down");
+	ck_assert_str_eq(proto_reject_code(JOB_REJECT_COUNT), "unknown");
+	/* one help line per verb, in verb order, each starting with the verb */
+	for (i = 0; i < PROTO_VERB_COUNT; i++) {
+		const char *line = proto_help_line(i);
+		const char *verb = proto_verb_name((enum proto_verb)i);
+
+		ck_assert_ptr_nonnull(line);
+		ck_assert_msg(strncmp(line, verb, strlen(verb)) == 0,
+		    "help line %zu \"%s\" is not about %s", i, line, verb);
+	}
+	ck_assert_ptr_null(proto_help_line(PROTO_VERB_COUNT));
+}
+END_TEST
+
 Suite *proto_suite(void);
 
 Suite *
@@ -649,6 +720,8 @@ proto_suite(void)
 	tcase_add_test(tc, test_replies_are_formatted_exactly);
 	tcase_add_test(tc, test_fail_detail_is_escaped_onto_one_line);
 	tcase_add_test(tc, test_cut_replies_keep_their_newline_and_closing_quote);
+	tcase_add_test(tc, test_report_lines_are_formatted_from_the_snapshot);
+	tcase_add_test(tc, test_reject_codes_and_help_are_spelled_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("peer");
