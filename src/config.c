@@ -42,6 +42,7 @@
 
 #define CONFIG_LINE_MAX 4096	/* longest line in the file, in bytes */
 #define CONFIG_TOKEN_MAX 256	/* longest auth_token */
+#define CONFIG_PATH_MAX 4096	/* state_dir, auth_token_file */
 #define CONFIG_VALUE_MAX 512	/* a formatted value (print, diff) */
 
 enum config_type {
@@ -52,6 +53,7 @@ enum config_type {
 	CONFIG_U32,
 	CONFIG_POOL_MODE,
 	CONFIG_TOKEN,		/* empty = none */
+	CONFIG_PATH,		/* a file or directory; empty = none */
 	CONFIG_LOG_FORMAT,
 	CONFIG_LOG_LEVEL
 };
@@ -89,6 +91,14 @@ static const struct config_key config_keys[] = {
 	{ "shutdown_grace_ms", CONFIG_U32, F(shutdown_grace_ms), 0, 3600000, 0 },
 	{ "http_max_connections", CONFIG_U32, F(http_max_connections), 1, 1000000, 0 },
 	{ "http_timeout_ms", CONFIG_U32, F(http_timeout_ms), 1, 3600000, 0 },
+	{ "state_dir", CONFIG_PATH, F(state_dir), 0, 0, 1 },
+	{ "journal_sync_ms", CONFIG_U32, F(journal_sync_ms), 0, 3600000, 1 },
+	{ "job_retention", CONFIG_U32, F(job_retention), 0, 10000000, 0 },
+	{ "auth_token_file", CONFIG_PATH, F(auth_token_file), 0, 0, 0 },
+	{ "auth_timeout_ms", CONFIG_U32, F(auth_timeout_ms), 1, 86400000, 0 },
+	{ "idle_timeout_ms", CONFIG_U32, F(idle_timeout_ms), 0, 86400000, 0 },
+	{ "timer_slack_ns", CONFIG_U32, F(timer_slack_ns), 1, 50000000, 0 },
+	{ "watchdog_lag_ms", CONFIG_U32, F(watchdog_lag_ms), 1, 3600000, 0 },
 };
 #undef F
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -293,6 +303,18 @@ config_apply(struct config *c, const struct config_key *k, const char *val,
 			snprintf(reason, rlen, "expected 1..%d visible "
 			    "characters without spaces, or nothing",
 			    CONFIG_TOKEN_MAX);
+			return -1;
+		}
+		config_replace(config_str(c, k), len > 0 ? val : NULL);
+		return 0;
+	case CONFIG_PATH:
+		len = strlen(val);
+		for (i = 0; i < len; i++)
+			if ((unsigned char)val[i] < ' ' || val[i] == 0x7f)
+				break;
+		if (i < len || len >= CONFIG_PATH_MAX) {
+			snprintf(reason, rlen, "expected a path of 1..%d printable "
+			    "characters, or nothing", CONFIG_PATH_MAX - 1);
 			return -1;
 		}
 		config_replace(config_str(c, k), len > 0 ? val : NULL);
@@ -509,6 +531,12 @@ config_new(void)
 	c->shutdown_grace_ms = 10000;
 	c->http_max_connections = 64;
 	c->http_timeout_ms = 10000;
+	c->journal_sync_ms = 0;
+	c->job_retention = 10000;
+	c->auth_timeout_ms = 10000;
+	c->idle_timeout_ms = 0;
+	c->timer_slack_ns = 1000;
+	c->watchdog_lag_ms = 250;
 	return c;
 }
 
@@ -529,6 +557,9 @@ config_free(struct config *c)
 	}
 	free(c->peers);
 	free(c->auth_token);
+	free(c->state_dir);
+	free(c->auth_token_file);
+	free(c->auth_token_value);
 	free(c);
 }
 
@@ -653,6 +684,52 @@ config_check_listeners(const struct config *c, struct config_error *err)
 	return 0;
 }
 
+/*
+ * The token in force: auth_token, or the first line of auth_token_file
+ * (a systemd credential, say), read afresh at start and on every reload.
+ */
+static int
+config_read_token(struct config *c, struct config_error *err)
+{
+	char line[CONFIG_TOKEN_MAX + 2];
+	size_t len, i;
+	FILE *f;
+
+	free(c->auth_token_value);
+	c->auth_token_value = NULL;
+	if (c->auth_token_file == NULL) {
+		if (c->auth_token != NULL)
+			c->auth_token_value = xstrdup(c->auth_token);
+		return 0;
+	}
+	if (c->auth_token != NULL) {
+		config_where_err(c, err, "auth_token_file",
+		    "auth_token and auth_token_file are exclusive");
+		return -1;
+	}
+	if ((f = fopen(c->auth_token_file, "re")) == NULL) {
+		config_where_err(c, err, "auth_token_file", "%s: %s",
+		    c->auth_token_file, strerror(errno));
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	len = strcspn(line, "\r\n");
+	line[len] = '\0';
+	for (i = 0; i < len; i++)
+		if (line[i] <= ' ' || line[i] > '~')
+			break;
+	if (len == 0 || i < len || len > CONFIG_TOKEN_MAX) {
+		config_where_err(c, err, "auth_token_file", "%s: the first line must be "
+		    "a token of 1..%d visible characters without spaces",
+		    c->auth_token_file, CONFIG_TOKEN_MAX);
+		return -1;
+	}
+	c->auth_token_value = xstrdup(line);
+	return 0;
+}
+
 int
 config_finish(struct config *c, struct config_error *err)
 {
@@ -668,7 +745,9 @@ config_finish(struct config *c, struct config_error *err)
 		    c->heartbeat_interval_ms);
 		return -1;
 	}
-	return config_check_listeners(c, err);
+	if (config_check_listeners(c, err) < 0 || config_read_token(c, err) < 0)
+		return -1;
+	return 0;
 }
 
 const char *
@@ -741,6 +820,7 @@ config_value(const struct config *c, const struct config_key *k, char *buf,
 	case CONFIG_LISTEN:
 	case CONFIG_LISTEN_OPT:
 	case CONFIG_TOKEN:
+	case CONFIG_PATH:
 		s = config_cstr(c, k);
 		snprintf(buf, n, "%s", s != NULL ? s : "");
 		return;

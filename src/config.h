@@ -15,6 +15,7 @@
 
 #define CONFIG_NAME_MAX HB_NAME_MAX
 #define CONFIG_THREADS_MAX 1024
+#define CONFIG_KEYS_MAX 48	/* room for every key */
 
 enum pool_mode { POOL_MODE_THREADS, POOL_MODE_INLINE };
 
@@ -47,14 +48,24 @@ struct config {
 	uint32_t shutdown_grace_ms;
 	uint32_t http_max_connections;
 	uint32_t http_timeout_ms;	/* a whole request, not an idle timer */
+	char *state_dir;		/* NULL = detached jobs in memory only */
+	uint32_t journal_sync_ms;	/* 0 = synced before OK */
+	uint32_t job_retention;		/* finished detached outcomes kept */
+	char *auth_token_file;		/* NULL = none */
+	uint32_t auth_timeout_ms;
+	uint32_t idle_timeout_ms;	/* 0 = never */
+	uint32_t timer_slack_ns;	/* the loop thread's */
+	uint32_t watchdog_lag_ms;
+	/* the token in force: auth_token, or auth_token_file's first line */
+	char *auth_token_value;
 
 	/* private to config.c */
 	int peer_timeout_set;
-	unsigned seen_line[32];	/* line where each key was set, by key index */
+	unsigned seen_line[CONFIG_KEYS_MAX];	/* line where each key was set, by key index */
 	struct config_where {	/* where each key was last set, by key index, */
 		char file[256];	/* for the cross-key checks of config_finish */
 		unsigned line;
-	} where[32];
+	} where[CONFIG_KEYS_MAX];
 };
 
 /* What went wrong, for "file:line: key: reason" messages. */

@@ -330,6 +330,7 @@ daemon_reload(struct daemon *d)
 	daemon_keep_restart_keys(new, old);
 	d->cfg = new;
 	log_setup(new->log_format, new->log_level);
+	prctl(PR_SET_TIMERSLACK, (unsigned long)new->timer_slack_ns, 0, 0, 0);
 	jobs_reconfigure(d->jobs, new);
 	work_reconfigure(d->work, new);
 	if (d->http != NULL)
@@ -487,8 +488,10 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	d.nsets = nsets;
 	d.start_ns = now_ns();
 	signal(SIGPIPE, SIG_IGN);
-	/* the default 50 us timer slack would be most of a tick's lateness */
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	/* the default 50 us timer slack would be most of a tick's lateness;
+	 * workers keep the system's: a new thread starts from its creator's
+	 * default slack, not the current one set here */
+	prctl(PR_SET_TIMERSLACK, (unsigned long)cfg->timer_slack_ns, 0, 0, 0);
 	if ((d.base = daemon_base_new()) == NULL || daemon_signals_start(&d) < 0)
 		goto out;
 

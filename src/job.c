@@ -110,7 +110,7 @@ job_args_parse(enum job_kind kind, char *const *keys, char *const *vals,
 	struct job_args a;
 	const char *mkey, *kname;
 	uint64_t lo, hi, v;
-	int have_main = 0, have_timeout = 0, have_seed = 0;
+	int have_main = 0, have_timeout = 0, have_seed = 0, have_detach = 0;
 	size_t i;
 
 	if ((unsigned)kind >= JOB_KIND_COUNT) {
@@ -152,6 +152,16 @@ job_args_parse(enum job_kind kind, char *const *keys, char *const *vals,
 				goto fail;
 			}
 			a.timeout_ms = (uint32_t)v;
+		} else if (strcmp(k, "detach") == 0) {
+			if (have_detach++) {
+				snprintf(err, errlen, "duplicate argument %s", k);
+				goto fail;
+			}
+			if (val == NULL || parse_u64(val, 0, 1, &v) < 0) {
+				snprintf(err, errlen, "detach must be 0 or 1");
+				goto fail;
+			}
+			a.detach = (int)v;
 		} else if (kind == JOB_SHA256 && strcmp(k, "seed") == 0) {
 			if (have_seed++) {
 				snprintf(err, errlen, "duplicate argument %s", k);
@@ -198,6 +208,7 @@ job_free(struct job *j)
 	if (j == NULL)
 		return;
 	job_args_clear(&j->args);
+	free(j->waiters);
 	free(j);
 }
 

@@ -37,11 +37,15 @@ struct job_args {
 	uint64_t n;		/* ms (sleep, spin), n (primes), rounds (sha256) */
 	char *seed;		/* sha256 seed, NULL = empty */
 	uint32_t timeout_ms;	/* 0 = the job_max_ms given at submit */
+	int detach;		/* detach=1: the daemon's, not the connection's */
 };
 
 struct job {
 	uint64_t id;
 	uint64_t conn_id;	/* the client's connection id, 0 = none */
+	/* loop thread only: connections WAITing for the outcome */
+	uint64_t *waiters;
+	size_t nwaiters;
 	struct job_args args;
 	uint32_t timeout_ms;	/* effective run-time limit */
 
@@ -66,8 +70,8 @@ int job_kind_parse(const char *name, enum job_kind *out);
 const char *job_outcome_name(enum job_outcome outcome);
 
 /*
- * Validate key=value arguments for kind (timeout_ms is accepted by every
- * kind). Every number must be digits only and in range; ms and timeout_ms
+ * Validate key=value arguments for kind (timeout_ms and detach are accepted
+ * by every kind). Every number must be digits only and in range; ms and timeout_ms
  * are at most job_max_ms. Returns 0, or -1 with a human reason in err (the
  * wire code is bad-arg).
  */

@@ -5,19 +5,24 @@
  *
  *   jobs_submit    checks the limits (draining, max_jobs_per_conn, the
  *                  pool's capacity), gives the job the next id, files it in
- *                  the registry (id -> job) and in its connection's index,
- *                  and hands it to the pool.
+ *                  the registry (id -> job) and, when attached, in its
+ *                  connection's index, and hands it to the pool.
  *   pool           queues it, a worker runs it, the doorbell brings it back
  *                  to jobs_done on the loop.
- *   jobs_done      takes it out of the registry and the index, remembers
- *                  its outcome in the finished ring (STATUS), counts it,
- *                  formats DONE/FAIL and hands the line to the deliver
- *                  callback for its connection (dropped and counted if the
- *                  connection has gone), then frees it.
+ *   jobs_done      takes it out of the registry and the index, keeps its
+ *                  outcome (STATUS, WAIT), counts it, sends the DONE/FAIL
+ *                  line to its connection (attached) and to every
+ *                  connection WAITing for it, then frees it.
+ *
+ * Finished outcomes are kept in two FIFOs behind one id index: the last
+ * JOBS_FINISHED_MAX attached jobs, and the last job_retention detached ones
+ * (their result strings sized to fit, so memory follows the count).
  *
  * While the pool owns a job, only its atomics are read here (state,
- * progress, t_start). A connection that goes away has its jobs cancelled:
- * they still come back through jobs_done, with nobody to tell.
+ * progress, t_start); its waiters list is the loop's alone. A connection
+ * that goes away has its attached jobs cancelled: they still come back
+ * through jobs_done, with nobody to tell. Connection ids are never reused,
+ * so a stale waiter id only finds nobody.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,19 +40,30 @@
 
 #define JOBS_LINE_MAX 512	/* one DONE or FAIL line */
 
-/* The jobs of one connection, queued or running. */
+/* What a connection still expects: attached jobs, and WAITs. */
 struct jobs_conn {
-	struct job_list list;
+	struct job_list list;	/* attached, queued or running */
 	unsigned n;
+	unsigned waits;
 };
 
-/* What STATUS reports of a finished job. */
-struct jobs_finished {
+/* A finished job's outcome, as STATUS and WAIT report it. */
+struct jobs_outcome {
 	uint64_t id;
 	enum job_kind kind;
 	enum job_outcome outcome;
 	unsigned progress;
+	int detached;
 	uint64_t queue_us, run_us;
+	char *text;		/* DONE: the result; FAIL error: the detail */
+	TAILQ_ENTRY(jobs_outcome) entry;
+};
+TAILQ_HEAD(jobs_outcome_list, jobs_outcome);
+
+/* One FIFO of kept outcomes, oldest first. */
+struct jobs_kept {
+	struct jobs_outcome_list list;
+	size_t n, max;
 };
 
 struct jobs {
@@ -55,18 +71,18 @@ struct jobs {
 	struct jobs_callbacks cb;
 	struct idmap *by_id;		/* queued or running */
 	struct idmap *by_conn;		/* conn id -> struct jobs_conn */
+	struct idmap *outcomes;		/* id -> struct jobs_outcome */
+	struct jobs_kept attached;	/* JOBS_FINISHED_MAX */
+	struct jobs_kept detached;	/* job_retention */
 	uint64_t next_id;
 	uint32_t job_max_ms;
 	uint32_t max_per_conn;
 	int draining;
 
-	struct jobs_finished finished_ring[JOBS_FINISHED_MAX];
-	size_t nfinished;		/* total ever; ring index = n % MAX */
-
 	uint64_t submitted[JOB_KIND_COUNT];
 	uint64_t finished[JOB_KIND_COUNT][JOB_OUTCOME_COUNT];
 	uint64_t rejected[JOB_REJECT_COUNT];
-	uint64_t dropped;		/* outcomes whose client had gone */
+	uint64_t dropped;		/* outcomes nobody was there to read */
 	struct hist *run;		/* run time of finished jobs, ns */
 };
 
@@ -80,32 +96,72 @@ jobs_times(const struct job *j, uint64_t end, uint64_t *queue_us, uint64_t *run_
 	*run_us = start != 0 ? (end - start) / HB_NS_PER_US : 0;
 }
 
-/* Take j out of its connection's index, if it is in one. */
-static void
-jobs_unlink_conn(struct jobs *js, struct job *j)
+/* The entry for conn_id, made when make is set. */
+static struct jobs_conn *
+jobs_conn_get(struct jobs *js, uint64_t conn_id, int make)
 {
-	struct jobs_conn *jc;
+	struct jobs_conn *jc = idmap_get(js->by_conn, conn_id);
 
-	if (j->conn_id == 0 || (jc = idmap_get(js->by_conn, j->conn_id)) == NULL)
-		return;
-	TAILQ_REMOVE(&jc->list, j, conn_entry);
-	if (--jc->n == 0) {
-		idmap_del(js->by_conn, j->conn_id);
+	if (jc == NULL && make) {
+		jc = xcalloc(1, sizeof(*jc));
+		TAILQ_INIT(&jc->list);
+		idmap_put(js->by_conn, conn_id, jc);
+	}
+	return jc;
+}
+
+/* Forget the entry once nothing more is expected on it. */
+static void
+jobs_conn_put(struct jobs *js, uint64_t conn_id, struct jobs_conn *jc)
+{
+	if (jc->n == 0 && jc->waits == 0) {
+		idmap_del(js->by_conn, conn_id);
 		free(jc);
 	}
 }
 
-static const struct jobs_finished *
-jobs_remember(struct jobs *js, const struct job *j)
+static void
+jobs_outcome_free(struct jobs_outcome *o)
 {
-	struct jobs_finished *f = &js->finished_ring[js->nfinished++ % JOBS_FINISHED_MAX];
+	free(o->text);
+	free(o);
+}
 
-	f->id = j->id;
-	f->kind = j->args.kind;
-	f->outcome = j->outcome;
-	f->progress = atomic_load(&j->progress);
-	jobs_times(j, j->t_end, &f->queue_us, &f->run_us);
-	return f;
+/* Keep o, forgetting the oldest of its kind beyond the limit. */
+static void
+jobs_keep(struct jobs *js, struct jobs_outcome *o)
+{
+	struct jobs_kept *k = o->detached ? &js->detached : &js->attached;
+	struct jobs_outcome *old;
+
+	TAILQ_INSERT_TAIL(&k->list, o, entry);
+	k->n++;
+	idmap_put(js->outcomes, o->id, o);
+	while (k->n > k->max && (old = TAILQ_FIRST(&k->list)) != NULL) {
+		TAILQ_REMOVE(&k->list, old, entry);
+		k->n--;
+		idmap_del(js->outcomes, old->id);
+		jobs_outcome_free(old);
+	}
+}
+
+/* The DONE or FAIL line of a kept outcome. */
+static int
+jobs_outcome_line(const struct jobs_outcome *o, char *buf, size_t n)
+{
+	if (o->outcome == JOB_DONE)
+		return proto_fmt_done(buf, n, o->id, o->text != NULL ? o->text : "",
+		    o->queue_us, o->run_us);
+	return proto_fmt_fail(buf, n, o->id, job_outcome_name(o->outcome),
+	    o->outcome == JOB_ERROR ? o->text : NULL);
+}
+
+/* Send line to conn_id; count it dropped when nobody is there. */
+static void
+jobs_send(struct jobs *js, uint64_t conn_id, const char *line, int n)
+{
+	if (js->cb.deliver(conn_id, line, (size_t)n, js->cb.arg) < 0)
+		js->dropped++;
 }
 
 /* The pool's done callback: the loop owns j again. */
@@ -114,31 +170,46 @@ jobs_done(struct job *j, void *arg)
 {
 	struct jobs *js = arg;
 	uint64_t start = atomic_load(&j->t_start);
-	const struct jobs_finished *f;
+	struct jobs_outcome *o = xcalloc(1, sizeof(*o));
+	struct jobs_conn *jc;
 	char line[JOBS_LINE_MAX];
+	size_t i;
 	int n;
 
 	idmap_del(js->by_id, j->id);
 	if (j->t_end == 0)
 		j->t_end = now_ns();
-	f = jobs_remember(js, j);
 	js->finished[j->args.kind][j->outcome]++;
 	if (start != 0)
 		hist_add(js->run, j->t_end - start);
 
+	o->id = j->id;
+	o->kind = j->args.kind;
+	o->outcome = j->outcome;
+	o->progress = atomic_load(&j->progress);
+	o->detached = j->args.detach;
+	jobs_times(j, j->t_end, &o->queue_us, &o->run_us);
+	if (j->outcome == JOB_DONE || j->outcome == JOB_ERROR)
+		o->text = xstrdup(j->result);
+	n = jobs_outcome_line(o, line, sizeof(line));
+	jobs_keep(js, o);	/* may free o: do not use it below */
+
 	if (j->conn_id != 0) {
-		jobs_unlink_conn(js, j);
-		if (j->outcome == JOB_DONE)
-			n = proto_fmt_done(line, sizeof(line), j->id, j->result,
-			    f->queue_us, f->run_us);
-		else
-			n = proto_fmt_fail(line, sizeof(line), j->id,
-			    job_outcome_name(j->outcome),
-			    j->outcome == JOB_ERROR ? j->result : NULL);
-		if (js->cb.deliver(j->conn_id, line, (size_t)n, js->cb.arg) < 0)
-			js->dropped++;
-	} else {
-		js->dropped++;
+		if ((jc = jobs_conn_get(js, j->conn_id, 0)) != NULL) {
+			TAILQ_REMOVE(&jc->list, j, conn_entry);
+			jc->n--;
+			jobs_conn_put(js, j->conn_id, jc);
+		}
+		jobs_send(js, j->conn_id, line, n);
+	} else if (j->nwaiters == 0 && !j->args.detach) {
+		js->dropped++;		/* its client went away */
+	}
+	for (i = 0; i < j->nwaiters; i++) {
+		if ((jc = jobs_conn_get(js, j->waiters[i], 0)) != NULL) {
+			jc->waits--;
+			jobs_conn_put(js, j->waiters[i], jc);
+		}
+		jobs_send(js, j->waiters[i], line, n);
 	}
 	job_free(j);
 	js->cb.finished(js->cb.arg);
@@ -153,6 +224,10 @@ jobs_new(struct event_base *base, const struct config *cfg, int done_priority,
 	js->cb = *cb;
 	js->by_id = idmap_new();
 	js->by_conn = idmap_new();
+	js->outcomes = idmap_new();
+	TAILQ_INIT(&js->attached.list);
+	TAILQ_INIT(&js->detached.list);
+	js->attached.max = JOBS_FINISHED_MAX;
 	js->next_id = 1;
 	js->run = hist_new();
 	jobs_reconfigure(js, cfg);
@@ -168,8 +243,18 @@ jobs_new(struct event_base *base, const struct config *cfg, int done_priority,
 void
 jobs_reconfigure(struct jobs *js, const struct config *cfg)
 {
+	struct jobs_outcome *old;
+
 	js->job_max_ms = cfg->job_max_ms;
 	js->max_per_conn = cfg->max_jobs_per_conn;
+	js->detached.max = cfg->job_retention;
+	while (js->detached.n > js->detached.max &&
+	    (old = TAILQ_FIRST(&js->detached.list)) != NULL) {
+		TAILQ_REMOVE(&js->detached.list, old, entry);
+		js->detached.n--;
+		idmap_del(js->outcomes, old->id);
+		jobs_outcome_free(old);
+	}
 	if (js->pool != NULL)
 		pool_set_queue_max(js->pool, cfg->queue_max);
 }
@@ -210,7 +295,7 @@ jobs_submit(struct jobs *js, uint64_t conn_id, const struct proto_request *req,
 		err->code = "bad-arg";
 		return -1;
 	}
-	if ((n = jobs_of_conn(js, conn_id)) >= js->max_per_conn) {
+	if (!args.detach && (n = jobs_of_conn(js, conn_id)) >= js->max_per_conn) {
 		job_args_clear(&args);
 		snprintf(text, sizeof(text), "this connection has %u jobs queued or "
 		    "running (max_jobs_per_conn)", n);
@@ -219,7 +304,7 @@ jobs_submit(struct jobs *js, uint64_t conn_id, const struct proto_request *req,
 	j = job_new();
 	j->args = args;
 	j->id = js->next_id;
-	j->conn_id = conn_id;
+	j->conn_id = args.detach ? 0 : conn_id;
 	j->timeout_ms = args.timeout_ms != 0 ? args.timeout_ms : js->job_max_ms;
 	j->t_submit = now_ns();
 	if (pool_submit(js->pool, j) < 0) {
@@ -229,13 +314,11 @@ jobs_submit(struct jobs *js, uint64_t conn_id, const struct proto_request *req,
 	}
 	js->next_id++;
 	idmap_put(js->by_id, j->id, j);
-	if ((jc = idmap_get(js->by_conn, conn_id)) == NULL) {
-		jc = xcalloc(1, sizeof(*jc));
-		TAILQ_INIT(&jc->list);
-		idmap_put(js->by_conn, conn_id, jc);
+	if (j->conn_id != 0) {
+		jc = jobs_conn_get(js, conn_id, 1);
+		TAILQ_INSERT_TAIL(&jc->list, j, conn_entry);
+		jc->n++;
 	}
-	TAILQ_INSERT_TAIL(&jc->list, j, conn_entry);
-	jc->n++;
 	js->submitted[kind]++;
 	*id = j->id;
 	return 0;
@@ -249,47 +332,127 @@ jobs_cancel(struct jobs *js, uint64_t id)
 	return j != NULL ? pool_cancel(js->pool, j, JOB_CANCELLED) : -1;
 }
 
-static const struct jobs_finished *
-jobs_find_finished(const struct jobs *js, uint64_t id)
+int
+jobs_wait(struct jobs *js, uint64_t conn_id, uint64_t id)
 {
-	size_t i, n = js->nfinished < JOBS_FINISHED_MAX ? js->nfinished : JOBS_FINISHED_MAX;
+	struct job *j = idmap_get(js->by_id, id);
+	const struct jobs_outcome *o;
+	char line[JOBS_LINE_MAX];
+	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (js->finished_ring[i].id == id)
-			return &js->finished_ring[i];
-	return NULL;
+	if (j != NULL) {
+		for (i = 0; i < j->nwaiters; i++)
+			if (j->waiters[i] == conn_id)
+				return 0;	/* waiting already: one outcome */
+		j->waiters = xrealloc(j->waiters, (j->nwaiters + 1) * sizeof(*j->waiters));
+		j->waiters[j->nwaiters++] = conn_id;
+		jobs_conn_get(js, conn_id, 1)->waits++;
+		return 0;
+	}
+	if ((o = idmap_get(js->outcomes, id)) == NULL)
+		return -1;
+	jobs_send(js, conn_id, line, jobs_outcome_line(o, line, sizeof(line)));
+	return 0;
+}
+
+/* A live job as STATUS and JOBS show it. */
+static void
+jobs_live_info(const struct job *j, struct proto_job *out)
+{
+	uint64_t end;
+
+	memset(out, 0, sizeof(*out));
+	out->id = j->id;
+	out->kind = job_kind_name(j->args.kind);
+	if (atomic_load(&j->state) == JOB_FINISHED) {
+		/* back on the done list, not yet handed to the loop */
+		out->state = j->outcome == JOB_DONE ? "done" : "failed";
+		end = j->t_end;
+		if (j->outcome == JOB_DONE)
+			out->result = j->result;
+		else
+			out->reason = job_outcome_name(j->outcome);
+	} else {
+		out->state = atomic_load(&j->t_start) != 0 ? "running" : "queued";
+		end = now_ns();
+	}
+	out->progress = atomic_load(&j->progress);
+	out->detached = j->args.detach;
+	jobs_times(j, end, &out->queue_us, &out->run_us);
 }
 
 int
-jobs_info(const struct jobs *js, uint64_t id, struct jobs_info *out)
+jobs_info(const struct jobs *js, uint64_t id, struct proto_job *out)
 {
 	const struct job *j = idmap_get(js->by_id, id);
-	const struct jobs_finished *f;
-	uint64_t end;
+	const struct jobs_outcome *o;
 
-	out->id = id;
 	if (j != NULL) {
-		if (atomic_load(&j->state) == JOB_FINISHED) {
-			/* back on the done list, not yet handed to the loop */
-			out->state = j->outcome == JOB_DONE ? "done" : "failed";
-			end = j->t_end;
-		} else {
-			out->state = atomic_load(&j->t_start) != 0 ? "running" : "queued";
-			end = now_ns();
-		}
-		out->kind = j->args.kind;
-		out->progress = atomic_load(&j->progress);
-		jobs_times(j, end, &out->queue_us, &out->run_us);
+		jobs_live_info(j, out);
 		return 0;
 	}
-	if ((f = jobs_find_finished(js, id)) == NULL)
+	if ((o = idmap_get(js->outcomes, id)) == NULL)
 		return -1;
-	out->kind = f->kind;
-	out->state = f->outcome == JOB_DONE ? "done" : "failed";
-	out->progress = f->progress;
-	out->queue_us = f->queue_us;
-	out->run_us = f->run_us;
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->kind = job_kind_name(o->kind);
+	out->progress = o->progress;
+	out->queue_us = o->queue_us;
+	out->run_us = o->run_us;
+	out->detached = o->detached;
+	if (o->outcome == JOB_DONE) {
+		out->state = "done";
+		out->result = o->text != NULL ? o->text : "";
+	} else {
+		out->state = "failed";
+		out->reason = job_outcome_name(o->outcome);
+		if (o->outcome == JOB_ERROR)
+			out->detail = o->text;
+	}
 	return 0;
+}
+
+/* idmap_foreach: collect the live jobs. */
+struct jobs_collect {
+	const struct job **v;
+	size_t n;
+};
+
+static void
+jobs_collect(uint64_t id, void *p, void *arg)
+{
+	struct jobs_collect *c = arg;
+
+	(void)id;
+	c->v[c->n++] = p;
+}
+
+static int
+jobs_by_id(const void *a, const void *b)
+{
+	uint64_t x = (*(const struct job *const *)a)->id;
+	uint64_t y = (*(const struct job *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+jobs_foreach_live(const struct jobs *js,
+    void (*fn)(const struct proto_job *j, void *arg), void *arg)
+{
+	struct jobs_collect c;
+	struct proto_job pj;
+	size_t i;
+
+	c.v = xmalloc((idmap_count(js->by_id) + 1) * sizeof(*c.v));
+	c.n = 0;
+	idmap_foreach(js->by_id, jobs_collect, &c);
+	qsort(c.v, c.n, sizeof(*c.v), jobs_by_id);
+	for (i = 0; i < c.n; i++) {
+		jobs_live_info(c.v[i], &pj);
+		fn(&pj, arg);
+	}
+	free(c.v);
 }
 
 void
@@ -305,6 +468,7 @@ jobs_drop_conn(struct jobs *js, uint64_t conn_id)
 		j->conn_id = 0;
 		pool_cancel(js->pool, j, JOB_CANCELLED);
 	}
+	/* its WAITs stay on their jobs: the id finds nobody when they end */
 	free(jc);
 }
 
@@ -314,6 +478,14 @@ jobs_of_conn(const struct jobs *js, uint64_t conn_id)
 	const struct jobs_conn *jc = idmap_get(js->by_conn, conn_id);
 
 	return jc != NULL ? jc->n : 0;
+}
+
+unsigned
+jobs_pending_for(const struct jobs *js, uint64_t conn_id)
+{
+	const struct jobs_conn *jc = idmap_get(js->by_conn, conn_id);
+
+	return jc != NULL ? jc->n + jc->waits : 0;
 }
 
 void
@@ -354,7 +526,7 @@ jobs_status(struct jobs *js, uint64_t now, struct hb_status *st)
 }
 
 static void
-jobs_free_conn(uint64_t id, void *p, void *arg)
+jobs_free_entry(uint64_t id, void *p, void *arg)
 {
 	(void)id;
 	(void)arg;
@@ -364,14 +536,26 @@ jobs_free_conn(uint64_t id, void *p, void *arg)
 void
 jobs_free(struct jobs *js)
 {
+	struct jobs_kept *kept[2];
+	struct jobs_outcome *o;
+	size_t i;
+
 	if (js == NULL)
 		return;
 	/* the index goes first: it points into jobs the pool is about to free */
-	idmap_foreach(js->by_conn, jobs_free_conn, NULL);
+	idmap_foreach(js->by_conn, jobs_free_entry, NULL);
 	if (js->pool != NULL)
 		pool_free(js->pool);
+	kept[0] = &js->attached;
+	kept[1] = &js->detached;
+	for (i = 0; i < 2; i++)
+		while ((o = TAILQ_FIRST(&kept[i]->list)) != NULL) {
+			TAILQ_REMOVE(&kept[i]->list, o, entry);
+			jobs_outcome_free(o);
+		}
 	idmap_free(js->by_id);
 	idmap_free(js->by_conn);
+	idmap_free(js->outcomes);
 	hist_free(js->run);
 	free(js);
 }

@@ -32,7 +32,7 @@
 
 static const char *const proto_verb_names[PROTO_VERB_COUNT] = {
 	"PING", "AUTH", "SUBMIT", "CANCEL", "STATUS", "STATS", "PEERS",
-	"WATCH", "UNWATCH", "HELP", "QUIT"
+	"WATCH", "UNWATCH", "HELP", "QUIT", "WAIT", "JOBS"
 };
 
 /* A bounded line writer: len never exceeds n - 2, keeping room for "\n". */
@@ -231,6 +231,7 @@ proto_parse_request(char *line, struct proto_request *req,
 		return 0;
 	case PROTO_CANCEL:
 	case PROTO_STATUS:
+	case PROTO_WAIT:
 		return proto_parse_id(tok, ntok, req, err);
 	case PROTO_SUBMIT:
 		return proto_parse_submit(tok, ntok, req, err);
@@ -376,6 +377,16 @@ proto_out_end(struct proto_out *o)
 	return (int)o->len;
 }
 
+/* " key=value" with a decimal value. */
+static void
+proto_out_kv(struct proto_out *o, const char *key, uint64_t v)
+{
+	proto_out_str(o, " ");
+	proto_out_str(o, key);
+	proto_out_str(o, "=");
+	proto_out_u64(o, v);
+}
+
 int
 proto_fmt_ok_id(char *buf, size_t n, uint64_t id)
 {
@@ -437,24 +448,31 @@ proto_fmt_fail(char *buf, size_t n, uint64_t id, const char *reason,
 }
 
 int
-proto_fmt_job(char *buf, size_t n, uint64_t id, const char *kind,
-    const char *state, unsigned progress, uint64_t queue_us, uint64_t run_us)
+proto_fmt_job(char *buf, size_t n, const struct proto_job *j)
 {
 	struct proto_out o;
 
 	proto_out_init(&o, buf, n);
 	proto_out_str(&o, "JOB ");
-	proto_out_u64(&o, id);
+	proto_out_u64(&o, j->id);
 	proto_out_str(&o, " kind=");
-	proto_out_str(&o, kind);
+	proto_out_str(&o, j->kind);
 	proto_out_str(&o, " state=");
-	proto_out_str(&o, state);
-	proto_out_str(&o, " progress=");
-	proto_out_u64(&o, progress);
-	proto_out_str(&o, " queue_us=");
-	proto_out_u64(&o, queue_us);
-	proto_out_str(&o, " run_us=");
-	proto_out_u64(&o, run_us);
+	proto_out_str(&o, j->state);
+	proto_out_kv(&o, "progress", j->progress);
+	proto_out_kv(&o, "queue_us", j->queue_us);
+	proto_out_kv(&o, "run_us", j->run_us);
+	proto_out_kv(&o, "detached", j->detached != 0);
+	if (j->result != NULL) {
+		proto_out_str(&o, " result=");
+		proto_out_str(&o, j->result);
+	}
+	if (j->reason != NULL) {
+		proto_out_str(&o, " reason=");
+		proto_out_str(&o, j->reason);
+	}
+	if (j->detail != NULL)
+		proto_out_quoted(&o, " detail=", j->detail);
 	return proto_out_end(&o);
 }
 
@@ -474,7 +492,7 @@ static const char *const proto_help[] = {
 	"PING",
 	"AUTH <token>",
 	"SUBMIT <kind> [key=value]...  kinds: sleep ms=N | spin ms=N | primes n=N | "
-	    "sha256 rounds=N [seed=S]; any kind: timeout_ms=N",
+	    "sha256 rounds=N [seed=S]; any kind: timeout_ms=N detach=0|1",
 	"CANCEL <id>",
 	"STATUS <id>",
 	"STATS",
@@ -483,22 +501,14 @@ static const char *const proto_help[] = {
 	"UNWATCH",
 	"HELP",
 	"QUIT",
+	"WAIT <id>",
+	"JOBS",
 };
 
 const char *
 proto_help_line(size_t i)
 {
 	return i < sizeof(proto_help) / sizeof(proto_help[0]) ? proto_help[i] : NULL;
-}
-
-/* " key=value" with a decimal value. */
-static void
-proto_out_kv(struct proto_out *o, const char *key, uint64_t v)
-{
-	proto_out_str(o, " ");
-	proto_out_str(o, key);
-	proto_out_str(o, "=");
-	proto_out_u64(o, v);
 }
 
 int

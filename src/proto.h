@@ -17,13 +17,13 @@
 enum proto_verb {
 	PROTO_PING, PROTO_AUTH, PROTO_SUBMIT, PROTO_CANCEL, PROTO_STATUS,
 	PROTO_STATS, PROTO_PEERS, PROTO_WATCH, PROTO_UNWATCH, PROTO_HELP,
-	PROTO_QUIT, PROTO_VERB_COUNT
+	PROTO_QUIT, PROTO_WAIT, PROTO_JOBS, PROTO_VERB_COUNT
 };
 
 struct proto_request {
 	enum proto_verb verb;
 	const char *token;	/* AUTH */
-	uint64_t id;		/* CANCEL, STATUS */
+	uint64_t id;		/* CANCEL, STATUS, WAIT */
 	const char *kind;	/* SUBMIT (not yet checked against the kinds) */
 	size_t nargs;		/* SUBMIT */
 	char *keys[PROTO_ARGS_MAX];
@@ -62,8 +62,19 @@ int proto_fmt_done(char *buf, size_t n, uint64_t id, const char *result,
     uint64_t queue_us, uint64_t run_us);
 /* detail may be NULL; it is quoted and escaped. */
 int proto_fmt_fail(char *buf, size_t n, uint64_t id, const char *reason, const char *detail);
-int proto_fmt_job(char *buf, size_t n, uint64_t id, const char *kind, const char *state,
-    unsigned progress, uint64_t queue_us, uint64_t run_us);
+/* A job as STATUS and JOBS show it. */
+struct proto_job {
+	uint64_t id;
+	const char *kind;
+	const char *state;	/* queued, running, done, failed */
+	unsigned progress;
+	uint64_t queue_us, run_us;
+	int detached;
+	const char *result;	/* state done */
+	const char *reason;	/* state failed: cancelled, timeout, shutdown, error */
+	const char *detail;	/* with reason error, or NULL */
+};
+int proto_fmt_job(char *buf, size_t n, const struct proto_job *j);
 
 /* The wire code of a refused SUBMIT ("busy", "too-many-jobs", ...); also
  * the reason label of heartbeatd_jobs_rejected_total. */

@@ -50,6 +50,7 @@
 #define WORK_OUT_LOW (64 * 1024)	/* ... until its output drains to this */
 #define WORK_FLUSH_TIMEOUT_S 10		/* last words to a client that won't read */
 #define WORK_REPLY_MAX 512
+#define WORK_EOF_PROBE_MS 200		/* reset check of a half-closed client */
 
 struct conn {
 	uint64_t id;
@@ -61,6 +62,7 @@ struct conn {
 	int throttled;			/* reading paused for output to drain */
 	int finishing;			/* closing once the output drains */
 	int eof;			/* the client sent all it will send */
+	struct event *ev_probe;		/* after EOF: has it gone altogether? */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_ENTRY(conn) watch_entry;	/* on w->watchers while watching */
 };
@@ -142,6 +144,8 @@ work_conn_close(struct conn *c, const char *reason)
 	idmap_del(w->conn_by_id, c->id);
 	TAILQ_REMOVE(&w->conns, c, entry);
 	w->nconns--;
+	if (c->ev_probe != NULL)
+		event_free(c->ev_probe);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -180,6 +184,50 @@ work_conn_finish(struct conn *c)
 		work_conn_close(c, "finished");
 }
 
+/* A half-closed client: a reset means it has gone, with its jobs. */
+static void
+work_conn_probe(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char byte;
+
+	(void)fd;
+	(void)what;
+	if (recv(bufferevent_getfd(c->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		work_conn_close(c, evutil_socket_error_to_string(errno));
+}
+
+/*
+ * A client that shut down its sending side (EOF) has not gone: once every
+ * request it sent is answered and every outcome it expects (its attached
+ * jobs, its WAITs) has been sent, close.
+ */
+static void
+work_conn_ended(struct conn *c)
+{
+	struct timeval tv = { 0, WORK_EOF_PROBE_MS * 1000 };
+
+	if (!c->eof || c->finishing ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return;
+	if (jobs_pending_for(c->w->jobs, c->id) == 0) {
+		work_conn_finish(c);
+		return;
+	}
+	/*
+	 * Still owed outcomes. TCP cannot tell a half-close from a close
+	 * until the peer answers something with a reset (a reply written
+	 * after it closed, say); reading stopped at EOF, so look for that
+	 * reset now and then.
+	 */
+	if (c->ev_probe == NULL) {
+		c->ev_probe = event_new(c->w->base, -1, EV_PERSIST, work_conn_probe, c);
+		event_priority_set(c->ev_probe, c->w->priority);
+		event_add(c->ev_probe, &tv);
+	}
+}
+
 static void
 work_conn_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -204,6 +252,7 @@ work_deliver(struct work *w, uint64_t conn_id, const char *line, size_t len)
 	if (c == NULL)
 		return -1;
 	work_send(c, line, len);
+	work_conn_ended(c);
 	return 0;
 }
 
@@ -237,18 +286,39 @@ work_submit(struct conn *c, const struct proto_request *req)
 static void
 work_job_status(struct conn *c, uint64_t id)
 {
-	struct jobs_info ji;
+	struct proto_job pj;
 	char buf[WORK_REPLY_MAX];
-	int n;
 
-	if (jobs_info(c->w->jobs, id, &ji) < 0) {
+	if (jobs_info(c->w->jobs, id, &pj) < 0) {
 		snprintf(buf, sizeof(buf), "no job %" PRIu64, id);
 		work_send_err(c, "not-found", buf);
 		return;
 	}
-	n = proto_fmt_job(buf, sizeof(buf), id, job_kind_name(ji.kind), ji.state,
-	    ji.progress, ji.queue_us, ji.run_us);
-	work_send(c, buf, (size_t)n);
+	work_send(c, buf, (size_t)proto_fmt_job(buf, sizeof(buf), &pj));
+}
+
+/* JOBS: one JOB line per queued or running job. */
+static void
+work_job_line(const struct proto_job *pj, void *arg)
+{
+	char buf[WORK_REPLY_MAX];
+
+	work_send(arg, buf, (size_t)proto_fmt_job(buf, sizeof(buf), pj));
+}
+
+/* WAIT: OK, then the outcome whenever it comes (at once if it has). */
+static void
+work_wait(struct conn *c, uint64_t id)
+{
+	char buf[64];
+
+	if (jobs_info(c->w->jobs, id, &(struct proto_job){ 0 }) < 0) {
+		snprintf(buf, sizeof(buf), "no job %" PRIu64, id);
+		work_send_err(c, "not-found", buf);
+		return;
+	}
+	work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), id));
+	jobs_wait(c->w->jobs, c->id, id);
 }
 
 static void
@@ -322,6 +392,13 @@ work_request(struct conn *c, char *line)
 	case PROTO_STATUS:
 		work_job_status(c, req.id);
 		break;
+	case PROTO_WAIT:
+		work_wait(c, req.id);
+		break;
+	case PROTO_JOBS:
+		jobs_foreach_live(c->w->jobs, work_job_line, c);
+		work_send_str(c, "END\n");
+		break;
 	case PROTO_STATS:
 	case PROTO_PEERS:
 		work_report(c, req.verb);
@@ -386,11 +463,18 @@ work_conn_read(struct bufferevent *bev, void *arg)
 		}
 		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) == NULL) {
 			/* no newline yet: max_line bytes plus a CR is the most allowed */
-			if (evbuffer_get_length(in) > max_line + 1)
+			if (evbuffer_get_length(in) > max_line + 1) {
 				work_line_too_long(c);
-			else if (c->eof)
-				work_conn_finish(c);
-			return;
+				return;
+			}
+			if (!c->eof || (len = evbuffer_get_length(in)) == 0) {
+				work_conn_ended(c);
+				return;
+			}
+			/* the client's last words need no line ending */
+			line = xmalloc(len + 1);
+			evbuffer_remove(in, line, len);
+			line[len] = '\0';
 		}
 		if (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
@@ -464,7 +548,7 @@ work_reconfigure(struct work *w, const struct config *cfg)
 	w->max_line = cfg->max_line;
 	w->max_connections = cfg->max_connections;
 	free(w->auth_token);
-	w->auth_token = cfg->auth_token != NULL ? xstrdup(cfg->auth_token) : NULL;
+	w->auth_token = cfg->auth_token_value != NULL ? xstrdup(cfg->auth_token_value) : NULL;
 }
 
 int

@@ -326,9 +326,19 @@ START_TEST(test_replies_are_formatted_exactly)
 	ck_assert_str_eq(buf, "FAIL 5 reason=error detail=\"disk full\"\n");
 	proto_fmt_fail(buf, sizeof(buf), 5, "error", "");
 	ck_assert_str_eq(buf, "FAIL 5 reason=error detail=\"\"\n");
-	proto_fmt_job(buf, sizeof(buf), 9, "spin", "running", 42, 10, 20);
-	ck_assert_str_eq(buf,
-	    "JOB 9 kind=spin state=running progress=42 queue_us=10 run_us=20\n");
+	proto_fmt_job(buf, sizeof(buf), &(struct proto_job){ .id = 9, .kind = "spin",
+	    .state = "running", .progress = 42, .queue_us = 10, .run_us = 20 });
+	ck_assert_str_eq(buf, "JOB 9 kind=spin state=running progress=42 "
+	    "queue_us=10 run_us=20 detached=0\n");
+	proto_fmt_job(buf, sizeof(buf), &(struct proto_job){ .id = 10, .kind = "primes",
+	    .state = "done", .progress = 100, .queue_us = 1, .run_us = 2,
+	    .detached = 1, .result = "4" });
+	ck_assert_str_eq(buf, "JOB 10 kind=primes state=done progress=100 "
+	    "queue_us=1 run_us=2 detached=1 result=4\n");
+	proto_fmt_job(buf, sizeof(buf), &(struct proto_job){ .id = 11, .kind = "sleep",
+	    .state = "failed", .reason = "error", .detail = "bad \"x\"" });
+	ck_assert_str_eq(buf, "JOB 11 kind=sleep state=failed progress=0 "
+	    "queue_us=0 run_us=0 detached=0 reason=error detail=\"bad \\\"x\\\"\"\n");
 }
 END_TEST
 
