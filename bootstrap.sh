@@ -69,6 +69,16 @@ build() {
 		{ cat "$dir.make.log"; die "build failed in $dir"; }
 }
 
+# test_log DIR TEST: the log automake wrote for TEST. A test whose name ends
+# in one of TEST_EXTENSIONS (tests/demo.test) logs to its name without the
+# extension (tests/demo.log); any other test to its name plus .log.
+test_log() {
+	case ${2##*/} in
+	*.*) [ -f "$1/$2.log" ] || { echo "$1/${2%.*}.log"; return; } ;;
+	esac
+	echo "$1/$2.log"
+}
+
 # run_check DIR [make args...]: make check, printing failing tests' logs.
 run_check() {
 	dir=$1; shift
@@ -78,8 +88,9 @@ run_check() {
 		grep -E '^(PASS|FAIL|ERROR|XFAIL|XPASS|SKIP):' "$dir.check.log" >&2 ||
 			tail -n 40 "$dir.check.log" >&2
 		for t in $(sed -n 's/^\(FAIL\|ERROR\): \([^ ]*\).*/\2/p' "$dir.check.log"); do
-			say "---- $dir/$t.log"
-			cat "$dir/$t.log" >&2 || true
+			log=$(test_log "$dir" "$t")
+			say "---- $log"
+			cat "$log" >&2 || true
 		done
 		die "tests failed in $dir"
 	fi

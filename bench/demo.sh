@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# demo.sh - three heartbeatd nodes on loopback heartbeat each other while a
-# client saturates node a's worker pool with CPU-heavy jobs; then the same
+# demo.sh - three heartbeatd nodes on loopback heartbeat each other while
+# clients saturate node a's worker pool with CPU-heavy jobs; then the same
 # load with pool_mode=inline (jobs on the loop thread), to show what the pool
 # protects: inline, a's heartbeats stop and its peers report it down.
+#
+# Each job spins for a fixed time (spin ms=1500), not a fixed amount of work,
+# so inline every job blocks a's loop for 1.5 s, five times the 300 ms peer
+# timeout, however fast or busy the machine is.
 #
 #   bench/demo.sh [--build DIR] [--duration SECONDS]
 #
@@ -19,7 +23,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
-	-h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "demo.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -31,6 +35,7 @@ ctl=$build/src/heartbeatctl
 nodes="a b c"
 interval=100
 threads=2
+job_ms=1500	# each job's run time: inline, how long it blocks a's loop
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/heartbeatd-demo.XXXXXX")
 declare -A pid work peer
 loaders=()
@@ -107,16 +112,15 @@ wire() {
 }
 
 # Keep node a's pool saturated: threads + 2 clients, one job each at a time.
+# A job is sized by time, not work: spin burns the CPU for job_ms whatever
+# the machine's speed or load, so inline it stalls the loop that long.
 load() {
 	local end=$((SECONDS + duration)) i
 	for i in $(seq 1 $((threads + 2))); do
 		(
 			while [ $SECONDS -lt $end ]; do
-				if [ $((i % 2)) -eq 0 ]; then
-					"$ctl" -H "${work[a]}" submit primes n=1000000000 --wait
-				else
-					"$ctl" -H "${work[a]}" submit sha256 rounds=3000000 --wait
-				fi >/dev/null 2>&1
+				"$ctl" -H "${work[a]}" submit spin ms=$job_ms --wait \
+				    >/dev/null 2>&1
 			done
 		) &
 		loaders+=($!)
@@ -128,7 +132,7 @@ load() {
 phase() {
 	local mode=$1 n
 	declare -A from
-	echo "${bold}== pool_mode=$mode on node a: $((threads + 2)) clients keep CPU-heavy jobs (primes, sha256) coming for ${duration}s ==${off}"
+	echo "${bold}== pool_mode=$mode on node a: $((threads + 2)) clients keep CPU-heavy jobs (spin ms=$job_ms) coming for ${duration}s ==${off}"
 	for n in $nodes; do
 		from[$n]=$(($(wc -l <"${logf[$n]}") + 1))
 		tail -n +"${from[$n]}" -f "${logf[$n]}" | show "$n" &
@@ -181,4 +185,4 @@ for mode in threads inline; do
 done
 echo
 echo "threads: a's loop only hands jobs to the pool, so its heartbeats stay on time under full load."
-echo "inline:  each job blocks a's loop; its heartbeats stop, and b and c report it down."
+echo "inline:  each job blocks a's loop for ${job_ms} ms; its heartbeats stop, and b and c report it down."

@@ -163,16 +163,36 @@ make_job(enum job_kind kind, uint64_t n, uint32_t timeout_ms)
 	return j;
 }
 
+/*
+ * Offer j, which the pool must accept. An accepted job is only staged until
+ * the loop (or a look at the queue) publishes it, so no worker can have
+ * started it yet: it is still QUEUED, stamped with its submit time.
+ */
+static void
+submit_accepted(struct pool *p, struct job *j)
+{
+	ck_assert_int_eq(pool_submit(p, j), 0);
+	ck_assert_int_eq(atomic_load(&j->state), JOB_QUEUED);
+	ck_assert_uint_ne(j->t_submit, 0);
+}
+
+/* A new job, submitted and accepted. */
 static struct job *
 submit(struct pool *p, enum job_kind kind, uint64_t n, uint32_t timeout_ms)
 {
 	struct job *j = make_job(kind, n, timeout_ms);
 
-	ck_assert_int_eq(pool_submit(p, j), 0);
-	ck_assert_int_eq(atomic_load(&j->state) == JOB_QUEUED ||
-	    atomic_load(&j->state) == JOB_RUNNING ||
-	    atomic_load(&j->state) == JOB_FINISHED, 1);
+	submit_accepted(p, j);
 	return j;
+}
+
+/* Offer j, which the pool must refuse and leave untouched (the caller keeps it). */
+static void
+submit_refused(struct pool *p, struct job *j)
+{
+	ck_assert_int_eq(pool_submit(p, j), -1);
+	ck_assert_int_eq(atomic_load(&j->state), JOB_QUEUED);
+	ck_assert_uint_eq(j->t_submit, 0);
 }
 
 static struct pool *
@@ -211,26 +231,25 @@ START_TEST(test_submit_refuses_exactly_at_threads_plus_queue_max)
 
 	for (i = 0; i < 5; i++)
 		j[i] = submit(p, JOB_SLEEP, 600000, 0);
-	ck_assert_int_eq(pool_submit(p, extra), -1);
+	submit_refused(p, extra);
 	/* however the workers were woken, the bound stays exact */
 	ck_assert_int_eq(wait_until(p, busy_is, 2), 0);
 	ck_assert_uint_eq(pool_pending(p), 5);
-	ck_assert_int_eq(pool_submit(p, extra), -1);
-	ck_assert_int_eq(atomic_load(&extra->state), JOB_QUEUED);
+	submit_refused(p, extra);
 
 	/* a cancelled queued job frees its slot at once */
 	ck_assert_int_eq(pool_cancel(p, j[4], JOB_CANCELLED), 0);
-	ck_assert_int_eq(pool_submit(p, extra), 0);
+	submit_accepted(p, extra);
 	extra = make_job(JOB_SLEEP, 0, 0);
-	ck_assert_int_eq(pool_submit(p, extra), -1);
+	submit_refused(p, extra);
 	job_free(extra);
 
 	/* raising the bound on reload admits more */
 	pool_set_queue_max(p, 4);
 	extra = make_job(JOB_SLEEP, 0, 0);
-	ck_assert_int_eq(pool_submit(p, extra), 0);
+	submit_accepted(p, extra);
 	extra = make_job(JOB_SLEEP, 0, 0);
-	ck_assert_int_eq(pool_submit(p, extra), -1);
+	submit_refused(p, extra);
 	job_free(extra);
 	pool_free(p);
 }
@@ -274,7 +293,8 @@ START_TEST(test_cancel_stops_running_sleep_quickly)
 	ck_assert_int_eq(pool_cancel(p, j, JOB_CANCELLED), 0);
 	ck_assert_uint_eq(wait_done(1), 1);
 	ck_assert_int_eq(seen.outcome[0], JOB_CANCELLED);
-	ck_assert_uint_lt(seen.at[0] - t0, 100 * HB_NS_PER_MS);
+	/* 10 minutes of sleep ended in well under a second (niced worker, busy machine) */
+	ck_assert_uint_lt(seen.at[0] - t0, 500 * HB_NS_PER_MS);
 	pool_free(p);
 }
 END_TEST
@@ -429,7 +449,7 @@ START_TEST(test_inline_mode_runs_jobs_on_the_loop_thread)
 	for (i = 0; i < 4; i++)
 		submit(p, JOB_SPIN, 1, 0);
 	extra = make_job(JOB_SLEEP, 0, 0);
-	ck_assert_int_eq(pool_submit(p, extra), -1);
+	submit_refused(p, extra);
 	job_free(extra);
 	/* nothing runs until the loop does */
 	ck_assert_uint_eq(pool_pending(p), 4);

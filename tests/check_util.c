@@ -1,6 +1,7 @@
-/* check_util.c - strict numbers and host:port addresses. */
+/* check_util.c - strict numbers, host:port addresses and the clock. */
 #include <netinet/in.h>
 #include <string.h>
+#include <time.h>
 
 #include "check_common.h"
 #include "util.h"
@@ -86,12 +87,33 @@ START_TEST(test_addr_resolve_and_format_round_trip)
 }
 END_TEST
 
-START_TEST(test_now_ns_is_monotonic)
+static uint64_t
+mono_ns(void)
 {
-	uint64_t a = now_ns(), b = now_ns();
+	struct timespec ts;
 
-	ck_assert_uint_ge(b, a);
-	ck_assert_uint_gt(a, 0);
+	ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * now_ns is CLOCK_MONOTONIC in nanoseconds: bracketed by two direct reads
+ * of that clock (the wall clock, another unit or an offset would fall
+ * outside), and it advances by at least the time slept.
+ */
+START_TEST(test_now_ns_reads_the_monotonic_clock_in_nanoseconds)
+{
+	const struct timespec ten_ms = { 0, 10 * 1000000L };
+	uint64_t lo, t, hi, t2;
+
+	lo = mono_ns();
+	t = now_ns();
+	hi = mono_ns();
+	ck_assert_uint_ge(t, lo);
+	ck_assert_uint_le(t, hi);
+	ck_assert_int_eq(nanosleep(&ten_ms, NULL), 0);
+	t2 = now_ns();
+	ck_assert_uint_ge(t2 - t, 10 * HB_NS_PER_MS);
 }
 END_TEST
 
@@ -108,7 +130,7 @@ util_suite(void)
 	tcase_add_test(tc, test_addr_split_handles_ipv4_ipv6_and_names);
 	tcase_add_test(tc, test_addr_split_rejects_malformed_addresses);
 	tcase_add_test(tc, test_addr_resolve_and_format_round_trip);
-	tcase_add_test(tc, test_now_ns_is_monotonic);
+	tcase_add_test(tc, test_now_ns_reads_the_monotonic_clock_in_nanoseconds);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,9 @@
 
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -1258,39 +1261,63 @@ START_TEST(test_half_closed_client_still_gets_its_replies)
 }
 END_TEST
 
+/* STATUS line's progress= as a number, or fail. */
+static double
+progress_of(const char *line)
+{
+	char pbuf[32], *end;
+	double v;
+
+	ck_assert_msg(hb_field(line, "progress", pbuf, sizeof(pbuf)) == 0,
+	    "no progress: %s", line);
+	v = strtod(pbuf, &end);
+	ck_assert_msg(end != pbuf && *end == '\0', "progress not a number: %s",
+	    line);
+	return v;
+}
+
+/* Poll STATUS id until the job is running with progress above min. */
+static char *
+await_progress(struct hb_conn *c, uint64_t id, double min, char *buf,
+    size_t len)
+{
+	uint64_t deadline = hb_now_ms() + OUTCOME_MS;
+	char req[64];
+
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	for (;;) {
+		snprintf(buf, len, "%s", hb_request(c, req, "JOB "));
+		if (hb_line_has(buf, "state=running") && progress_of(buf) > min)
+			return buf;
+		ck_assert_msg(hb_now_ms() < deadline, "no progress above %g in "
+		    "%d ms: %s", min, OUTCOME_MS, buf);
+		pause_ms(10);
+	}
+}
+
 START_TEST(test_status_progress_advances_while_a_job_runs)
 {
-	static const char *const kinds[] = { "spin ms=3000", "sleep ms=3000",
+	static const char *const kinds[] = { "spin ms=5000", "sleep ms=5000",
 	    NULL };
 	struct hb_proc *p = hb_start("-s", "threads=2", NULL);
 	struct hb_conn *c = hb_connect(p->work_addr);
-	char req[64], first[256], *line, pbuf[32], *end;
+	char req[64], first[256], second[256], *line;
 	double p1, p2;
 	uint64_t id;
 	size_t i;
 
 	for (i = 0; kinds[i] != NULL; i++) {
 		id = submit(c, kinds[i]);
-		snprintf(req, sizeof(req), "STATUS %llu",
-		    (unsigned long long)id);
-		/* 300 ms in, then 600 ms later. */
-		pause_ms(300);
-		snprintf(first, sizeof(first), "%s",
-		    hb_request(c, req, "JOB "));
-		pause_ms(600);
-		line = hb_request(c, req, "JOB ");
-		ck_assert_msg(hb_field(first, "progress", pbuf, sizeof(pbuf))
-		    == 0, "no progress: %s", first);
-		p1 = strtod(pbuf, &end);
-		ck_assert_msg(end != pbuf, "progress not a number: %s", first);
-		ck_assert_msg(hb_field(line, "progress", pbuf, sizeof(pbuf)) ==
-		    0, "no progress: %s", line);
-		p2 = strtod(pbuf, &end);
-		ck_assert_msg(p1 > 0 && p2 > p1,
+		/* running with some progress, then more progress and run time */
+		await_progress(c, id, 0, first, sizeof(first));
+		p1 = progress_of(first);
+		line = await_progress(c, id, p1, second, sizeof(second));
+		p2 = progress_of(line);
+		ck_assert_msg(p1 > 0 && p2 > p1 && p2 < 100,
 		    "%s: progress did not advance: \"%s\" then \"%s\"",
 		    kinds[i], first, line);
-		ck_assert_msg(hb_num(line, "run_us") >= 800000,
-		    "run_us after 0.9 s: %s", line);
+		ck_assert_msg(hb_num(line, "run_us") > hb_num(first, "run_us"),
+		    "run_us did not grow: \"%s\" then \"%s\"", first, line);
 		snprintf(req, sizeof(req), "CANCEL %llu",
 		    (unsigned long long)id);
 		hb_request(c, req, "OK ");
@@ -1455,43 +1482,241 @@ START_TEST(test_sigterm_does_not_wait_for_idle_clients)
 }
 END_TEST
 
+/* The TCP port of a connected socket's own (local) or far (peer) end. */
+static unsigned
+sock_port(int fd, int peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	ck_assert_int_eq(peer ? getpeername(fd, (struct sockaddr *)&ss, &len) :
+	    getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/*
+ * Bytes the daemon has not read from client c: the receive queue of the
+ * daemon's end of the connection (local port = its work port, remote port
+ * = c's), from /proc/net/tcp.
+ */
+static long
+daemon_unread(const struct hb_conn *c)
+{
+	unsigned srv = sock_port(c->fd, 1), cli = sock_port(c->fd, 0);
+	unsigned lport, rport;
+	unsigned long txq, rxq;
+	char line[512];
+	long found = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " %*d: %*8x:%x %*8x:%x %*x %lx:%lx", &lport,
+		    &rport, &txq, &rxq) == 4 && lport == srv && rport == cli)
+			found = (long)rxq;
+	fclose(f);
+	ck_assert_msg(found >= 0, "no daemon socket %u -> %u in /proc/net/tcp",
+	    srv, cli);
+	return found;
+}
+
+/* A plain line reader on c's socket, for replies too many for hb_recv's queue. */
+struct reader {
+	int	 fd;
+	size_t	 off, len;
+	char	 buf[1 << 16];
+};
+
+/* The next line (valid until the next call), or NULL at EOF or timeout. */
+static char *
+reader_line(struct reader *r, int timeout_ms)
+{
+	uint64_t deadline = hb_now_ms() + (uint64_t)timeout_ms;
+	struct pollfd pfd = { r->fd, POLLIN, 0 };
+	char *nl, *line;
+	ssize_t n;
+
+	for (;;) {
+		nl = memchr(r->buf + r->off, '\n', r->len - r->off);
+		if (nl != NULL) {
+			*nl = '\0';
+			line = r->buf + r->off;
+			r->off = (size_t)(nl - r->buf) + 1;
+			return line;
+		}
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+		ck_assert_msg(r->len < sizeof(r->buf), "a reply line over 64 KiB");
+		if (hb_now_ms() >= deadline ||
+		    poll(&pfd, 1, (int)(deadline - hb_now_ms())) <= 0)
+			return NULL;
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+			return NULL;
+		if (n > 0)
+			r->len += (size_t)n;
+	}
+}
+
+/*
+ * Field i of /proc/sys/net/ipv4/<name> (tcp_wmem, tcp_rmem: min default
+ * max): what the kernel may buffer of a connection's data.
+ */
+static long
+tcp_mem(const char *name, int i)
+{
+	char path[64];
+	long v[3];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_int_eq(fscanf(f, "%ld %ld %ld", &v[0], &v[1], &v[2]), 3);
+	fclose(f);
+	return v[i];
+}
+
+/*
+ * A client that pipelines far more than WORK_OUT_HIGH (256 KiB) of replies
+ * without reading: the daemon stops reading it once that much output is
+ * waiting (the rest of its requests stay unread in the kernel, its last
+ * SUBMIT is not taken), serves other clients meanwhile, and when the client
+ * reads at last it gets every reply in request order, then every outcome.
+ *
+ * PEERS with 100 long-named peers is a ~12 KB reply to a 6-byte request.
+ * Before the daemon's own buffer fills, the kernel holds up to the largest
+ * send buffer of the daemon's socket and the default receive buffer of
+ * the client's (it grows only as the client reads), so the flood is twice
+ * that plus 1 MiB.
+ */
 START_TEST(test_a_client_that_reads_late_still_gets_every_outcome)
 {
-	enum { N = 1500 };
-	struct hb_proc *p = hb_start("-s", "max_jobs_per_conn=4000", NULL);
-	struct hb_conn *c = hb_connect(p->work_addr);
-	static unsigned char seen[N];
-	static uint64_t ids[N];
-	char *batch, *line;
-	unsigned long long got;
-	int i, k, outcomes = 0;
+	enum { NPEER = 100, NJ = 50, NPING = 8000, STABLE = 20 };
+	struct hb_proc *p;
+	struct hb_conn *c, *o;
+	static struct reader rd;
+	static uint64_t ids[NJ];
+	static unsigned char seen[NJ + 1];	/* [NJ]: the last SUBMIT */
+	char *conf, *batch, *line, s[1024], want[64];
+	size_t len = 0, cap, clen = 0, per = 0;
+	unsigned long long tail;
+	long unread = -1, prev = -1, flood;
+	uint64_t deadline;
+	int i, g, k, groups, stable = 0, outcomes = 0;
 
-	memset(seen, 0, sizeof(seen));
-	batch = malloc((size_t)N * 24);
+	cap = (size_t)NPEER * 128;
+	conf = malloc(cap);
+	ck_assert_ptr_nonnull(conf);
+	for (i = 0; i < NPEER; i++)
+		clen += (size_t)snprintf(conf + clen, cap - clen, "peer = "
+		    "late-reader-peer-%03d-abcdefghijklmnopqrstuvwxyz0123456789"
+		    "@127.0.0.1:1\n", i);
+	p = hb_start("-c", hb_tmpfile(conf), "-s", "threads=2", NULL);
+	free(conf);
+	c = hb_connect(p->work_addr);
+	o = hb_connect(p->work_addr);
+
+	/* the size of one PEERS reply */
+	hb_sendf(o, "PEERS\n");
+	for (i = 0; strcmp(line = hb_reply(o, "", HB_REPLY_MS), "END") != 0;
+	    i++)
+		per += strlen(line) + 1;
+	ck_assert_int_eq(i, NPEER);
+	flood = 2 * (tcp_mem("tcp_wmem", 2) + tcp_mem("tcp_rmem", 1)) +
+	    (1L << 20);
+	groups = (int)(flood / (long)per) + 1;
+
+	cap = (size_t)NJ * 32 + (size_t)groups * 24 + (size_t)NPING * 5 + 64;
+	batch = malloc(cap);
 	ck_assert_ptr_nonnull(batch);
-	batch[0] = '\0';
-	for (i = 0; i < N; i++)
-		strcat(batch, "SUBMIT primes n=100\n");
-	ck_assert_int_eq(hb_send(c, batch, strlen(batch)), 0);
+	for (i = 0; i < NJ; i++)
+		len += (size_t)snprintf(batch + len, cap - len,
+		    "SUBMIT sleep ms=600000\n");
+	for (g = 0; g < groups; g++)
+		len += (size_t)snprintf(batch + len, cap - len,
+		    "PEERS\nSTATUS %d\n", 987650000 + g);
+	/* more requests than the daemon buffers itself: some stay in the kernel */
+	for (i = 0; i < NPING; i++)
+		len += (size_t)snprintf(batch + len, cap - len, "PING\n");
+	len += (size_t)snprintf(batch + len, cap - len,
+	    "SUBMIT primes n=10\nPING\n");
+	ck_assert_int_eq(hb_send(c, batch, len), 0);
 	free(batch);
-	/* Read nothing for a second: the stimulus is the late reader. */
-	pause_ms(1000);
-	for (i = 0; i < N; i++) {
-		line = hb_reply(c, "OK ", OUTCOME_MS);
-		ids[i] = strtoull(line + 3, NULL, 10);
-		ck_assert_msg(i == 0 || ids[i] > ids[i - 1],
-		    "ids out of order: %s", line);
+
+	/*
+	 * The daemon has stopped reading c when its unread bytes stay the
+	 * same over STABLE round trips of another client (each a pass of the
+	 * loop, which would read more from a client it still reads) and the
+	 * final SUBMIT has not been taken.
+	 */
+	deadline = hb_now_ms() + OUTCOME_MS;
+	while (stable < STABLE) {
+		ck_assert_msg(hb_now_ms() < deadline, "the daemon kept reading "
+		    "a client that did not read (%ld bytes unread, %d stable "
+		    "round trips): %s", unread, stable, s);
+		hb_request(o, "PING", "PONG");
+		stats(o, s, sizeof(s));
+		unread = daemon_unread(c);
+		if (unread > 0 && unread == prev && hb_num(s, "submitted") == NJ)
+			stable++;
+		else
+			stable = 0;
+		prev = unread;
 	}
-	while (outcomes < N) {
-		line = hb_await(c, "DONE |FAIL ", OUTCOME_MS);
-		ck_assert_msg(sscanf(line, "DONE %llu", &got) == 1,
-		    "not DONE: %s", line);
-		for (k = 0; k < N && ids[k] != got; k++)
+
+	/* Read everything now: every reply, in request order. */
+	ck_assert_msg(c->len == 0 && c->nlines == 0, "read from c too early");
+	rd.fd = c->fd;
+	rd.off = rd.len = 0;
+	memset(seen, 0, sizeof(seen));
+#define NEXT()	(line = reader_line(&rd, OUTCOME_MS),			\
+	    ck_assert_msg(line != NULL, "replies stopped"), line)
+	for (i = 0; i < NJ; i++) {
+		ck_assert_msg(sscanf(NEXT(), "OK %llu", &tail) == 1,
+		    "reply to SUBMIT %d: %s", i, line);
+		ids[i] = tail;
+	}
+	for (g = 0; g < groups; g++) {
+		for (k = 0; strncmp(NEXT(), "PEER ", 5) == 0; k++)
 			;
-		ck_assert_msg(k < N, "outcome for an unknown job: %s", line);
+		ck_assert_msg(k == NPEER && strcmp(line, "END") == 0,
+		    "PEERS %d of %d: %d lines then \"%s\"", g, groups, k, line);
+		snprintf(want, sizeof(want), " %d", 987650000 + g);
+		ck_assert_msg(strncmp(NEXT(), "ERR not-found ", 14) == 0 &&
+		    strstr(line, want) != NULL, "reply to STATUS %d out of "
+		    "order: %s", 987650000 + g, line);
+	}
+	for (i = 0; i < NPING; i++)
+		ck_assert_msg(strcmp(NEXT(), "PONG") == 0, "PING %d: %s", i,
+		    line);
+	ck_assert_msg(sscanf(NEXT(), "OK %llu", &tail) == 1,
+	    "reply to the last SUBMIT: %s", line);
+	ck_assert_msg(strcmp(NEXT(), "PONG") == 0, "last PING: %s", line);
+#undef NEXT
+	ck_assert_msg(rd.off == rd.len, "more than the replies: %.200s",
+	    rd.buf + rd.off);
+
+	/* Then every job still gets exactly one outcome. */
+	for (i = 0; i < NJ; i++)
+		hb_sendf(c, "CANCEL %llu\n", (unsigned long long)ids[i]);
+	hb_sendf(c, "CANCEL %llu\n", tail);
+	for (i = 0; i <= NJ; i++)
+		hb_reply(c, "OK ", HB_REPLY_MS);
+	while (outcomes < NJ + 1) {
+		unsigned long long got;
+
+		line = hb_await(c, "DONE |FAIL ", OUTCOME_MS);
+		ck_assert_msg(sscanf(line, "FAIL %llu", &got) == 1 &&
+		    hb_line_has(line, "reason=cancelled"), "%s", line);
+		for (k = 0; k < NJ && ids[k] != got; k++)
+			;
+		ck_assert_msg(k < NJ || got == tail, "unknown job: %s", line);
 		ck_assert_msg(seen[k]++ == 0, "second outcome: %s", line);
 		outcomes++;
 	}
+	hb_close(o);
 	hb_close(c);
 	hb_free(p);
 }
@@ -1504,12 +1729,13 @@ START_TEST(test_timeout_counts_run_time_not_queue_time)
 	uint64_t first, second;
 	char buf[64], *line;
 
-	first = submit(c, "sleep ms=600");
-	second = submit(c, "sleep ms=50 timeout_ms=300");
+	/* 1500 ms in the queue, far past its timeout; 950 ms to spare running */
+	first = submit(c, "sleep ms=1500");
+	second = submit(c, "sleep ms=50 timeout_ms=1000");
 	result_of(c, first, buf, sizeof(buf));
 	line = outcome(c, second, OUTCOME_MS);
 	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "a 50 ms job with "
-	    "timeout_ms=300 that waited 600 ms in the queue: %s", line);
+	    "timeout_ms=1000 that waited 1500 ms in the queue: %s", line);
 	hb_close(c);
 	hb_free(p);
 }
