@@ -61,6 +61,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "daemon.h"
 #include "liveness.h"
