@@ -412,7 +412,7 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	    (int)cfg->worker_nice, DAEMON_PRI_DONE, work_job_done, d.work);
 	if (d.pool == NULL)
 		goto out;
-	d.peers = peers_new(&d);
+	d.peers = peers_new(d.base, cfg, DAEMON_PRI_TICK);
 	if (peers_listen(d.peers, peer_fd) < 0)
 		goto out;
 	peer_fd = -1;

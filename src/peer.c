@@ -33,8 +33,9 @@
  * that goes quiet for long is dropped. Accept failures (EMFILE ...) pause
  * the listener for a second instead of spinning.
  *
- * Every peer bufferevent and timer runs at DAEMON_PRI_TICK, so heartbeats
- * and ACKs are never queued behind client I/O. Lines are bounded by
+ * Every peer bufferevent and timer runs at the priority given to
+ * peers_new (the daemon's highest), so heartbeats and ACKs are never
+ * queued behind client I/O. Lines are bounded by
  * PEER_LINE_MAX and reads by a high watermark, which also bounds the work
  * done per callback.
  *
@@ -63,7 +64,6 @@
 
 #include "backoff.h"
 #include "config.h"
-#include "daemon.h"
 #include "liveness.h"
 #include "log.h"
 #include "peer.h"
@@ -123,8 +123,8 @@ struct peer_in {
 };
 
 struct peers {
-	struct daemon *d;
 	struct event_base *base;
+	int priority;			/* of every event and bufferevent */
 	struct evdns_base *dns;
 	struct peer **links;		/* config order */
 	size_t nlinks;
@@ -363,7 +363,7 @@ peer_link_connected(struct peer *p)
 	int n;
 
 	p->tcp_up = 1;
-	bufferevent_priority_set(p->bev, DAEMON_PRI_TICK);
+	bufferevent_priority_set(p->bev, p->ps->priority);
 	peer_sockopts(bufferevent_getfd(p->bev), p->ps->timeout_ms);
 	n = proto_fmt_hello(buf, sizeof(buf), "HELLO", p->ps->node_name);
 	if (n > 0)
@@ -432,7 +432,7 @@ peer_link_connect(struct peer *p)
 		return;
 	}
 	/* a numeric address has its fd by now; a name gets it at CONNECTED */
-	bufferevent_priority_set(p->bev, DAEMON_PRI_TICK);
+	bufferevent_priority_set(p->bev, ps->priority);
 }
 
 static void
@@ -471,7 +471,7 @@ peer_link_new(struct peers *ps, const struct config_peer *cp, size_t idx)
 		fprintf(stderr, "heartbeatd: evtimer_new failed\n");
 		abort();
 	}
-	event_priority_set(p->ev_retry, DAEMON_PRI_TICK);
+	event_priority_set(p->ev_retry, ps->priority);
 	peer_link_connect(p);
 	return p;
 }
@@ -712,7 +712,7 @@ peer_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	LIST_INSERT_HEAD(&ps->ins, c, entry);
 	ps->nins++;
 	peer_sockopts(fd, ps->timeout_ms);
-	bufferevent_priority_set(c->bev, DAEMON_PRI_TICK);
+	bufferevent_priority_set(c->bev, ps->priority);
 	bufferevent_setcb(c->bev, peer_in_read_cb, peer_in_write_cb,
 	    peer_in_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, PEER_READ_HIGHWAT);
@@ -763,15 +763,14 @@ peers_apply(struct peers *ps, const struct config *cfg)
 }
 
 struct peers *
-peers_new(struct daemon *d)
+peers_new(struct event_base *base, const struct config *cfg, int priority)
 {
 	struct peers *ps;
-	const struct config *cfg = d->cfg;
 	size_t i;
 
 	ps = xcalloc(1, sizeof(*ps));
-	ps->d = d;
-	ps->base = d->base;
+	ps->base = base;
+	ps->priority = priority;
 	LIST_INIT(&ps->ins);
 	peers_apply(ps, cfg);
 
@@ -802,7 +801,7 @@ peers_new(struct daemon *d)
 		peers_free(ps);
 		return NULL;
 	}
-	event_priority_set(ps->ev_accept, DAEMON_PRI_TICK);
+	event_priority_set(ps->ev_accept, ps->priority);
 
 	ps->links = xcalloc(cfg->npeers, sizeof(*ps->links));
 	for (i = 0; i < cfg->npeers; i++)

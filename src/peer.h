@@ -14,7 +14,7 @@
 #include "liveness.h"
 
 struct config;
-struct daemon;
+struct event_base;
 struct peers;
 
 struct peer_info {
@@ -26,8 +26,12 @@ struct peer_info {
 	int64_t last_ack_ms;	/* age of the last ACK in ms, -1 = never */
 };
 
-/* Links for d->cfg's peers; they connect at once. */
-struct peers *peers_new(struct daemon *d);
+/*
+ * Links for cfg's peers; they connect at once. priority is the libevent
+ * priority of every peer event and bufferevent. cfg is not kept. NULL on
+ * failure (logged).
+ */
+struct peers *peers_new(struct event_base *base, const struct config *cfg, int priority);
 void peers_free(struct peers *ps);
 /* Accept inbound heartbeats on a listening fd (from daemon_listen). */
 int peers_listen(struct peers *ps, evutil_socket_t fd);
