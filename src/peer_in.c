@@ -1,0 +1,414 @@
+/*
+ * peer_in.c - the inbound side of the peer protocol (interface.md section
+ * 5): the peer_listen listener and the connections other nodes' outbound
+ * links make to it.
+ *
+ * One struct peer_in_conn per accepted connection (at most PEER_IN_MAX).
+ * The first line must be HELLO (answered WELCOME), then every HB is
+ * answered with ACK at once. Anything else gets "ERR bad-request ..." and
+ * the connection is closed once that line has been flushed:
+ * peer_in_conn_finish waits for the output to drain, shuts down our side
+ * and discards input until the peer's EOF (or a short linger), so unread
+ * input cannot turn the close into a reset that loses the ERR line. A peer
+ * that does not read its ACKs stops being read; one that goes quiet for
+ * long is dropped. Every connection ends in peer_in_conn_close.
+ *
+ * peer_in_accept takes one accepted fd; the evconnlistener callbacks
+ * around it only hand fds over and pause on accept errors (EMFILE ...)
+ * instead of spinning, so the listener can be swapped for another.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "log.h"
+#include "peer_in.h"
+#include "peer_net.h"
+#include "proto.h"
+#include "util.h"
+
+#define PEER_IN_MAX 256			/* inbound peer connections */
+#define PEER_IN_HELLO_MS 10000		/* to say HELLO after connecting */
+#define PEER_IN_IDLE_FACTOR 10		/* idle inbound: x peer_timeout_ms ... */
+#define PEER_IN_IDLE_MIN_MS 30000	/* ... but at least this */
+#define PEER_IN_LINGER_MS 5000		/* to flush a last line before closing */
+#define PEER_IN_ACCEPT_PAUSE_MS 1000	/* listener pause after accept fails */
+
+/* An inbound connection from a peer's outbound link. */
+struct peer_in_conn {
+	struct peer_in *in;
+	TAILQ_ENTRY(peer_in_conn) entry;
+	struct bufferevent *bev;
+	int hello;			/* HELLO seen */
+	int closing;			/* flushing a last line, then close */
+	int paused;			/* reading stopped: ACKs not read */
+	int eof;			/* the peer shut down its side */
+	int shut;			/* we shut down ours (closing) */
+	const char *close_reason;	/* for the close after the flush */
+	char addr[HB_ADDRSTRLEN];
+	char name[CONFIG_NAME_MAX + 1];
+};
+
+struct peer_in {
+	struct event_base *base;
+	int priority;
+	char *node_name;
+	uint32_t timeout_ms;		/* peer_timeout_ms */
+	struct evconnlistener *lev;
+	struct event *ev_accept;	/* re-enables the paused listener */
+	TAILQ_HEAD(, peer_in_conn) conns;
+	unsigned nconns;
+	int refusing;			/* at PEER_IN_MAX, logged once */
+};
+
+static void peer_in_conn_close(struct peer_in_conn *c, const char *reason);
+
+/* Reply with one formatted line. */
+static void
+peer_in_conn_write(struct peer_in_conn *c, const char *buf, int n)
+{
+	if (n > 0)
+		bufferevent_write(c->bev, buf, (size_t)n);
+}
+
+/*
+ * Close after the pending output (there is some) has been flushed: then
+ * shut down our side and wait briefly for the peer's EOF, discarding its
+ * input, so unread data does not turn the close into a reset that loses
+ * the last line.
+ */
+static void
+peer_in_conn_finish(struct peer_in_conn *c, const char *reason)
+{
+	struct timeval tv;
+
+	c->closing = 1;
+	c->close_reason = reason;
+	c->paused = 0;
+	peer_net_tv_ms(&tv, PEER_IN_LINGER_MS);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	if (!c->eof)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* "ERR bad-request text", then close once it is flushed. */
+static void
+peer_in_conn_reject(struct peer_in_conn *c, const char *text)
+{
+	char buf[PEER_MSG_MAX];
+	struct log_line *l;
+
+	l = log_begin(LOG_DEBUG, "peer-in-rejected");
+	log_str(l, "addr", c->addr);
+	log_str(l, "reason", text);
+	log_end(l);
+	peer_in_conn_write(c, buf, proto_fmt_err(buf, sizeof(buf), "bad-request",
+	    text));
+	peer_in_conn_finish(c, "rejected");
+}
+
+/* One line from an inbound peer. Returns 0, or -1 once rejected. */
+static int
+peer_in_conn_line(struct peer_in_conn *c, char *line)
+{
+	struct peer_in *in = c->in;
+	struct proto_peer_msg m;
+	struct log_line *l;
+	struct timeval tv;
+	char buf[PEER_MSG_MAX];
+	uint64_t idle_ms;
+
+	if (proto_parse_peer(line, &m) == -1) {
+		peer_in_conn_reject(c, c->hello ? "expected HB" : "expected HELLO");
+		return -1;
+	}
+	if (!c->hello) {
+		if (m.type != PROTO_HELLO) {
+			peer_in_conn_reject(c, "expected HELLO");
+			return -1;
+		}
+		c->hello = 1;
+		snprintf(c->name, sizeof(c->name), "%s", m.name);
+		idle_ms = (uint64_t)in->timeout_ms * PEER_IN_IDLE_FACTOR;
+		if (idle_ms < PEER_IN_IDLE_MIN_MS)
+			idle_ms = PEER_IN_IDLE_MIN_MS;
+		peer_net_tv_ms(&tv, idle_ms);
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
+		peer_in_conn_write(c, buf, proto_fmt_hello(buf, sizeof(buf),
+		    "WELCOME", in->node_name));
+		l = log_begin(LOG_DEBUG, "peer-in-hello");
+		log_str(l, "addr", c->addr);
+		log_str(l, "remote", c->name);
+		log_end(l);
+		return 0;
+	}
+	if (m.type != PROTO_HB) {
+		peer_in_conn_reject(c, "expected HB");
+		return -1;
+	}
+	peer_in_conn_write(c, buf, proto_fmt_ack(buf, sizeof(buf), m.seq, m.t));
+	return 0;
+}
+
+static void
+peer_in_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct peer_in_conn *c = arg;
+	struct evbuffer *input = bufferevent_get_input(bev);
+	char *line;
+	size_t n;
+	int r;
+
+	if (c->closing) {
+		evbuffer_drain(input, evbuffer_get_length(input));
+		return;
+	}
+	while ((line = evbuffer_readln(input, &n, EVBUFFER_EOL_CRLF)) != NULL) {
+		if (n > PEER_LINE_MAX) {
+			peer_in_conn_reject(c, "line too long");
+			r = -1;
+		} else
+			r = peer_in_conn_line(c, line);
+		free(line);
+		if (r == -1) {
+			evbuffer_drain(input, evbuffer_get_length(input));
+			return;
+		}
+	}
+	if (evbuffer_get_length(input) > PEER_LINE_MAX) {
+		peer_in_conn_reject(c, "line too long");
+		evbuffer_drain(input, evbuffer_get_length(input));
+		return;
+	}
+	/* the peer does not read its ACKs: stop reading until they drain */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > PEER_OUT_MAX) {
+		c->paused = 1;
+		bufferevent_disable(bev, EV_READ);
+	}
+}
+
+/* The output drained: go on closing, or resume a paused reader. */
+static void
+peer_in_conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct peer_in_conn *c = arg;
+
+	if (c->closing) {
+		if (c->eof) {
+			peer_in_conn_close(c, c->close_reason);
+			return;
+		}
+		if (!c->shut) {
+			c->shut = 1;
+			(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
+		}
+		return;
+	}
+	if (c->paused) {
+		c->paused = 0;
+		bufferevent_enable(bev, EV_READ);
+	}
+}
+
+static void
+peer_in_conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer_in_conn *c = arg;
+	int pending;
+
+	pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		c->eof = 1;
+		if (!pending) {
+			peer_in_conn_close(c, c->closing ? c->close_reason : "eof");
+			return;
+		}
+		/* half-closed: still deliver what we owe */
+		if (!c->closing)
+			peer_in_conn_finish(c, "eof");
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		peer_in_conn_close(c, c->closing ? c->close_reason : "idle");
+	else
+		peer_in_conn_close(c, c->closing ? c->close_reason : "error");
+}
+
+/* The one destructor of an inbound connection. */
+static void
+peer_in_conn_close(struct peer_in_conn *c, const char *reason)
+{
+	struct peer_in *in = c->in;
+	struct log_line *l;
+
+	l = log_begin(LOG_DEBUG, "peer-in-close");
+	log_str(l, "addr", c->addr);
+	if (c->hello)
+		log_str(l, "remote", c->name);
+	log_str(l, "reason", reason);
+	log_end(l);
+	TAILQ_REMOVE(&in->conns, c, entry);
+	in->nconns--;
+	if (in->nconns < PEER_IN_MAX)
+		in->refusing = 0;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/*
+ * Take one accepted connection: refuse it when full, else wait for its
+ * HELLO. The whole of what a listener has to hand over.
+ */
+static void
+peer_in_accept(struct peer_in *in, evutil_socket_t fd,
+    const struct sockaddr *sa)
+{
+	struct peer_in_conn *c;
+	struct log_line *l;
+	struct timeval tv;
+	char addr[HB_ADDRSTRLEN];
+
+	addr_format(sa, addr, sizeof(addr));
+	if (in->nconns >= PEER_IN_MAX) {
+		l = log_begin(in->refusing ? LOG_DEBUG : LOG_WARN, "peer-in-refused");
+		log_str(l, "addr", addr);
+		log_str(l, "reason", "too-many-connections");
+		log_uint(l, "max", PEER_IN_MAX);
+		log_end(l);
+		in->refusing = 1;
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->in = in;
+	memcpy(c->addr, addr, sizeof(c->addr));
+	c->bev = bufferevent_socket_new(in->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&in->conns, c, entry);
+	in->nconns++;
+	peer_net_sockopts(fd, in->timeout_ms);
+	bufferevent_priority_set(c->bev, in->priority);
+	bufferevent_setcb(c->bev, peer_in_conn_read_cb, peer_in_conn_write_cb,
+	    peer_in_conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, PEER_READ_HIGHWAT);
+	peer_net_tv_ms(&tv, PEER_IN_HELLO_MS);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+peer_in_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	(void)lev;
+	(void)salen;
+	peer_in_accept(arg, fd, sa);
+}
+
+/* accept(2) failed (EMFILE, ENFILE ...): pause instead of spinning. */
+static void
+peer_in_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct peer_in *in = arg;
+	struct log_line *l;
+	struct timeval tv;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	l = log_begin(LOG_WARN, "peer-accept-paused");
+	log_errno(l, err);
+	log_uint(l, "pause_ms", PEER_IN_ACCEPT_PAUSE_MS);
+	log_end(l);
+	evconnlistener_disable(lev);
+	peer_net_tv_ms(&tv, PEER_IN_ACCEPT_PAUSE_MS);
+	event_add(in->ev_accept, &tv);
+}
+
+static void
+peer_in_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_in *in = arg;
+
+	(void)fd;
+	(void)what;
+	if (in->lev != NULL)
+		evconnlistener_enable(in->lev);
+}
+
+void
+peer_in_configure(struct peer_in *in, const struct config *cfg)
+{
+	free(in->node_name);
+	in->node_name = xstrdup(cfg->node_name);
+	in->timeout_ms = cfg->peer_timeout_ms;
+}
+
+struct peer_in *
+peer_in_new(struct event_base *base, const struct config *cfg, int priority)
+{
+	struct peer_in *in = xcalloc(1, sizeof(*in));
+
+	in->base = base;
+	in->priority = priority;
+	TAILQ_INIT(&in->conns);
+	peer_in_configure(in, cfg);
+	in->ev_accept = evtimer_new(base, peer_in_accept_resume_cb, in);
+	if (in->ev_accept == NULL) {
+		log_msg(LOG_ERROR, "peer-timer-failed");
+		peer_in_free(in);
+		return NULL;
+	}
+	event_priority_set(in->ev_accept, priority);
+	return in;
+}
+
+void
+peer_in_free(struct peer_in *in)
+{
+	if (in == NULL)
+		return;
+	while (!TAILQ_EMPTY(&in->conns))
+		peer_in_conn_close(TAILQ_FIRST(&in->conns), "shutdown");
+	if (in->lev != NULL)
+		evconnlistener_free(in->lev);
+	if (in->ev_accept != NULL)
+		event_free(in->ev_accept);
+	free(in->node_name);
+	free(in);
+}
+
+int
+peer_in_listen(struct peer_in *in, evutil_socket_t fd)
+{
+	struct log_line *l;
+
+	if (in->lev != NULL) {
+		log_msg(LOG_ERROR, "peer-listen-twice");
+		return -1;
+	}
+	in->lev = evconnlistener_new(in->base, peer_in_accept_cb, in,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (in->lev == NULL) {
+		l = log_begin(LOG_ERROR, "peer-listen-failed");
+		log_errno(l, errno);
+		log_end(l);
+		return -1;
+	}
+	evconnlistener_set_error_cb(in->lev, peer_in_accept_error_cb);
+	return 0;
+}
