@@ -87,6 +87,8 @@ static const struct config_key config_keys[] = {
 	{ "log_level", CONFIG_LOG_LEVEL, F(log_level), 0, 0, 0 },
 	{ "heartbeat_log_ms", CONFIG_U32, F(heartbeat_log_ms), 0, 3600000, 0 },
 	{ "shutdown_grace_ms", CONFIG_U32, F(shutdown_grace_ms), 0, 3600000, 0 },
+	{ "peer_in_max", CONFIG_U32, F(peer_in_max), 1, 1000000, 0 },
+	{ "hello_timeout_ms", CONFIG_U32, F(hello_timeout_ms), 1, 3600000, 0 },
 };
 #undef F
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -505,6 +507,8 @@ config_new(void)
 	c->log_level = LOG_INFO;
 	c->heartbeat_log_ms = 1000;
 	c->shutdown_grace_ms = 10000;
+	c->peer_in_max = 1024;
+	c->hello_timeout_ms = 5000;
 	return c;
 }
 

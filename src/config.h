@@ -45,6 +45,8 @@ struct config {
 	enum log_level log_level;
 	uint32_t heartbeat_log_ms;	/* 0 = never */
 	uint32_t shutdown_grace_ms;
+	uint32_t peer_in_max;		/* inbound peer connections kept */
+	uint32_t hello_timeout_ms;	/* for an inbound peer to say HELLO */
 
 	/* private to config.c */
 	int peer_timeout_set;
