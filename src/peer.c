@@ -14,8 +14,10 @@
  * time of reading. Every failure goes through peer_link_close(), which frees
  * the bufferevent, reports a lost connection to liveness (peer-down when the
  * peer was up or suspect) and arms the reconnect timer with capped
- * exponential backoff; the backoff is reset when the first ACK on a
- * connection brings the peer up. A peer that goes down on a still open
+ * exponential backoff; the backoff starts again from its minimum only
+ * once ACKs have kept the peer up for peer_timeout_ms (backoff_ok), so a
+ * peer that acks once and then misbehaves is not redialled in a tight
+ * loop. A peer that goes down on a still open
  * connection (no ACKs) is closed and reconnected the same way.
  *
  * Self-awareness: when the tick itself fired late (our loop stalled), the
@@ -77,7 +79,6 @@ struct peer {
 	struct event *ev_retry;
 	int tcp_up;			/* TCP connected, HELLO sent */
 	int welcomed;			/* WELCOME seen: HBs flow */
-	int acked;			/* an ACK arrived on this connection */
 	int in_connect;			/* inside connect_hostname */
 	int connect_failed;		/* ... and it failed synchronously */
 	const char *last_fail;		/* why the last attempt failed */
@@ -172,7 +173,7 @@ peer_link_close(struct peer *p, const char *reason, const char *detail)
 		bufferevent_free(p->bev);
 		p->bev = NULL;
 	}
-	p->tcp_up = p->welcomed = p->acked = 0;
+	p->tcp_up = p->welcomed = 0;
 	p->last_fail = reason;
 	if (p->lv.state == PEER_UP || p->lv.state == PEER_SUSPECT)
 		peer_report(p, liveness_on_lost(&p->lv, now_ns(), reason));
@@ -240,10 +241,8 @@ peer_link_line(struct peer *p, char *line)
 	if (m.type != PROTO_ACK)
 		return -1;
 	ev = liveness_on_ack(&p->lv, m.seq, m.t, now);
-	if (!p->acked && p->lv.state == PEER_UP) {
-		p->acked = 1;
-		backoff_reset(&p->bo);
-	}
+	if (p->lv.state == PEER_UP)
+		backoff_ok(&p->bo, now, p->ps->timeout_ns);
 	peer_report(p, ev);
 	return 0;
 }

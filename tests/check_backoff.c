@@ -1,6 +1,9 @@
-/* check_backoff.c - reconnect backoff: doubling, the cap, jitter, reset. */
+/* check_backoff.c - reconnect backoff: doubling, the cap, jitter, reset,
+ * and the working spell that earns a reset. */
 #include "check_common.h"
 #include "backoff.h"
+
+Suite *backoff_suite(void);
 
 #define MS 1000000ull		/* ns */
 
@@ -101,6 +104,28 @@ END_TEST
 
 Suite *liveness_suite(void);
 
+START_TEST(test_backoff_starts_again_from_min_only_after_a_long_enough_spell)
+{
+	struct backoff b;
+	uint64_t t = 7000 * MS;
+
+	backoff_init(&b, 100 * MS, 3000 * MS, 3);
+	backoff_next(&b);
+	backoff_next(&b);
+	backoff_next(&b);
+	/* working, but not for the hold: the delays keep growing */
+	ck_assert_int_eq(backoff_ok(&b, t, 500 * MS), 0);
+	ck_assert_int_eq(backoff_ok(&b, t + 499 * MS, 500 * MS), 0);
+	ck_assert_uint_ge(backoff_next(&b), 800 * MS);
+	/* a failure ended that spell: a new one starts from its first ok */
+	ck_assert_int_eq(backoff_ok(&b, t + 1000 * MS, 500 * MS), 0);
+	ck_assert_int_eq(backoff_ok(&b, t + 1400 * MS, 500 * MS), 0);
+	ck_assert_int_eq(backoff_ok(&b, t + 1500 * MS, 500 * MS), 1);
+	ck_assert_int_eq(backoff_ok(&b, t + 1600 * MS, 500 * MS), 0);
+	ck_assert_uint_le(backoff_next(&b), 125 * MS);
+}
+END_TEST
+
 Suite *
 backoff_suite(void)
 {
@@ -111,6 +136,7 @@ backoff_suite(void)
 	tcase_add_test(tc, test_backoff_doubles_from_min_to_the_cap_with_bounded_jitter);
 	tcase_add_test(tc, test_backoff_jitter_spreads_over_its_whole_range);
 	tcase_add_test(tc, test_backoff_reset_starts_again_from_min);
+	tcase_add_test(tc, test_backoff_starts_again_from_min_only_after_a_long_enough_spell);
 	tcase_add_test(tc, test_backoff_is_deterministic_for_a_seed_and_seed_zero_works);
 	suite_add_tcase(s, tc);
 	return s;

@@ -2,6 +2,8 @@
 #include "check_common.h"
 #include "liveness.h"
 
+Suite *liveness_suite(void);
+
 #define MS 1000000ull		/* ns */
 #define INTERVAL (1000 * MS)
 #define TIMEOUT (3000 * MS)

@@ -1071,6 +1071,49 @@ START_TEST(test_acks_with_a_wrong_echo_do_not_poison_the_rtt)
 }
 END_TEST
 
+START_TEST(test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast)
+{
+	char addr[64], arg[160];
+	int lfd = hb_listen(addr, sizeof(addr));
+	unsigned long long seq = 0, s, t;
+	struct hb_proc *a;
+	struct hb_conn *f;
+	uint64_t t0;
+	char *line;
+	int n = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "flaky", addr), NULL);
+	t0 = hb_now_ms();
+	/* Each attempt: WELCOME, ACK the first HB (up), then garbage. */
+	while (hb_now_ms() - t0 < 3000) {
+		f = hb_accept(lfd, (int)(3000 - (hb_now_ms() - t0)) + 1);
+		if (f == NULL)
+			continue;
+		n++;
+		hb_expect(f, "HELLO a 1", HB_REPLY_MS);
+		hb_sendf(f, "WELCOME flaky 1\n");
+		line = hb_expect(f, "HB ", HB_REPLY_MS);
+		ck_assert(sscanf(line, "HB %llu %llu", &s, &t) == 2);
+		ck_assert_msg(s > seq, "HB seq %llu after %llu", s, seq);
+		seq = s;
+		hb_sendf(f, "ACK %llu %llu\nGARBAGE\n", s, t);
+		while (hb_recv(f, HB_REPLY_MS) != NULL)
+			;
+		hb_close(f);
+	}
+	hb_expect_log(a, 0, "msg=peer-up peer=flaky", HB_REPLY_MS);
+	hb_pump(a, 100);
+	ck_assert_msg(hb_count_lines(a, 0, "msg=peer-up peer=flaky") >= 2,
+	    "the ACK never brought the link up");
+	/* 100, 200, 400, 800, 1600 ms (+ 25 %): 5 or 6 attempts in 3 s. */
+	ck_assert_msg(n >= 3 && n <= 7, "%d connection attempts in 3 s to a "
+	    "peer that acks once, then sends garbage", n);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -1115,6 +1158,8 @@ peers_suite(void)
 	tcase_add_test(tc, test_acks_stay_prompt_while_workers_burn_every_cpu);
 	tcase_add_test(tc,
 	    test_a_lost_connection_is_down_at_once_not_after_the_timeout);
+	tcase_add_test(tc,
+	    test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast);
 	suite_add_tcase(s, tc);
 	return s;
 }
