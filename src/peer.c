@@ -9,7 +9,7 @@
  * evdns_base (names or numeric addresses), sends "HELLO <node> 1" and waits
  * for "WELCOME <name> 1"; until then no HB goes out and a handshake timeout
  * (peer_timeout_ms) bounds the attempt. peers_tick, driven by the tick timer,
- * sends "HB <seq> <t> lag_us=N" on every welcomed link and runs the pure
+ * sends "HB <seq> <t> lag_us=N missed=M" on every welcomed link and runs the pure
  * state machine of liveness.c; ACKs are fed to it with the clock read at the
  * time of reading. Every failure goes through peer_link_close(), which frees
  * the bufferevent, reports a lost connection to liveness (peer-down when the
@@ -83,6 +83,7 @@ struct peer {
 	int connect_failed;		/* ... and it failed synchronously */
 	const char *last_fail;		/* why the last attempt failed */
 	uint64_t seq;			/* last HB sent, across connections */
+	uint64_t missed;		/* ticks we missed since the last HB */
 	struct liveness lv;
 	struct backoff bo;
 };
@@ -205,9 +206,10 @@ peer_link_send_hb(struct peer *p)
 	t = now_ns();
 	p->seq++;
 	n = proto_fmt_hb(buf, sizeof(buf), p->seq, t,
-	    p->ps->lag_ns / HB_NS_PER_US);
+	    p->ps->lag_ns / HB_NS_PER_US, p->missed);
 	if (n <= 0 || bufferevent_write(p->bev, buf, (size_t)n) == -1)
 		return;
+	p->missed = 0;
 	liveness_on_sent(&p->lv, p->seq, t);
 }
 
@@ -226,6 +228,7 @@ peer_link_line(struct peer *p, char *line)
 		if (m.type != PROTO_WELCOME)
 			return -1;
 		p->welcomed = 1;
+		p->missed = 0;	/* counted per connection, from its first HB */
 		p->last_fail = NULL;
 		bufferevent_set_timeouts(p->bev, NULL, NULL);
 		liveness_on_connected(&p->lv, now);
@@ -479,7 +482,7 @@ peers_listen(struct peers *ps, evutil_socket_t fd)
 }
 
 void
-peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns)
+peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns, uint64_t missed)
 {
 	struct peer *p;
 	struct log_line *l;
@@ -502,9 +505,15 @@ peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns)
 		}
 	}
 
-	for (i = 0; i < ps->nlinks; i++)
-		if (ps->links[i]->welcomed)
-			peer_link_send_hb(ps->links[i]);
+	for (i = 0; i < ps->nlinks; i++) {
+		p = ps->links[i];
+		if (!p->welcomed)
+			continue;
+		/* kept until an HB carries it (one may be skipped) */
+		p->missed = p->missed > UINT64_MAX - missed ? UINT64_MAX :
+		    p->missed + missed;
+		peer_link_send_hb(p);
+	}
 
 	/* after the sends: never a time before a send time just recorded */
 	cur = now_ns();

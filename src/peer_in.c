@@ -13,6 +13,11 @@
  * that does not read its ACKs stops being read; one that goes quiet for
  * long is dropped. Every connection ends in peer_in_conn_close.
  *
+ * An HB whose lag_us is over our heartbeat interval, or whose missed is
+ * not 0, says the sender's own loop stalled: msg=peer-stalled is logged
+ * once per stall, so an operator can tell a stalled sender from a bad
+ * network.
+ *
  * peer_in_accept takes one accepted fd; the evconnlistener callbacks
  * around it only hand fds over and pause on accept errors (EMFILE ...)
  * instead of spinning, so the listener can be swapped for another.
@@ -56,6 +61,7 @@ struct peer_in_conn {
 	int paused;			/* reading stopped: ACKs not read */
 	int eof;			/* the peer shut down its side */
 	int shut;			/* we shut down ours (closing) */
+	int stalled;			/* its last HB reported a stall */
 	const char *close_reason;	/* for the close after the flush */
 	char addr[HB_ADDRSTRLEN];
 	char name[CONFIG_NAME_MAX + 1];
@@ -66,6 +72,7 @@ struct peer_in {
 	int priority;
 	char *node_name;
 	uint32_t timeout_ms;		/* peer_timeout_ms */
+	uint64_t interval_ns;		/* heartbeat_interval_ms */
 	struct evconnlistener *lev;
 	struct event *ev_accept;	/* re-enables the paused listener */
 	TAILQ_HEAD(, peer_in_conn) conns;
@@ -119,6 +126,30 @@ peer_in_conn_reject(struct peer_in_conn *c, const char *text)
 	peer_in_conn_finish(c, "rejected");
 }
 
+/*
+ * The sender says how late its tick fired and how many it missed: log a
+ * stall once, when it starts, and again only after a clean HB.
+ */
+static void
+peer_in_conn_check_stall(struct peer_in_conn *c, const struct proto_peer_msg *m)
+{
+	struct log_line *l;
+	uint64_t lag_us = m->has_lag ? m->lag_us : 0;
+	uint64_t missed = m->has_missed ? m->missed : 0;
+	int stalled;
+
+	stalled = lag_us > c->in->interval_ns / HB_NS_PER_US || missed > 0;
+	if (stalled && !c->stalled) {
+		l = log_begin(LOG_WARN, "peer-stalled");
+		log_str(l, "peer", c->name);
+		log_str(l, "addr", c->addr);
+		log_uint(l, "lag_us", lag_us);
+		log_uint(l, "missed", missed);
+		log_end(l);
+	}
+	c->stalled = stalled;
+}
+
 /* One line from an inbound peer. Returns 0, or -1 once rejected. */
 static int
 peer_in_conn_line(struct peer_in_conn *c, char *line)
@@ -159,6 +190,7 @@ peer_in_conn_line(struct peer_in_conn *c, char *line)
 		return -1;
 	}
 	peer_in_conn_write(c, buf, proto_fmt_ack(buf, sizeof(buf), m.seq, m.t));
+	peer_in_conn_check_stall(c, &m);
 	return 0;
 }
 
@@ -356,6 +388,7 @@ peer_in_configure(struct peer_in *in, const struct config *cfg)
 	free(in->node_name);
 	in->node_name = xstrdup(cfg->node_name);
 	in->timeout_ms = cfg->peer_timeout_ms;
+	in->interval_ns = (uint64_t)cfg->heartbeat_interval_ms * HB_NS_PER_MS;
 }
 
 struct peer_in *

@@ -127,7 +127,7 @@ tick_fire(evutil_socket_t fd, short what, void *arg)
 	t->next = following;
 	tick_arm(t);
 
-	peers_tick(d->peers, now, lag);
+	peers_tick(d->peers, now, lag, missed);
 	pool_stats(d->pool, &ps);
 	n = snprintf(line, sizeof(line), "HEARTBEAT seq=%" PRIu64 " lag_us=%" PRIu64
 	    " busy=%u queued=%u peers_up=%u peers=%u threads=%u missed=%" PRIu64 "\n",

@@ -1114,6 +1114,78 @@ START_TEST(test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast)
 }
 END_TEST
 
+/* HELLO tester 1, answered WELCOME. */
+static struct hb_conn *
+hello_conn(struct hb_proc *a, const char *name)
+{
+	struct hb_conn *c = hb_connect(a->peer_addr);
+
+	hb_sendf(c, "HELLO %s 1\n", name);
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	return c;
+}
+
+START_TEST(test_heartbeats_report_ticks_missed_by_a_stalled_sender)
+{
+	char addr[64], arg[160], *line;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	unsigned long long seq = 0;
+	uint64_t t0;
+	long long missed = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr), NULL);
+	f = fake_accept(lfd, "a");
+	line = fake_hb(f, &seq, 1);
+	line = fake_hb(f, &seq, 1);
+	ck_assert_msg(hb_num(line, "missed") == 0, "HB without missed=0: %s",
+	    line);
+	hb_signal(a, SIGSTOP);
+	poll(NULL, 0, 5 * INTERVAL_MS);
+	hb_signal(a, SIGCONT);
+	t0 = hb_now_ms();
+	while (missed <= 0 && hb_now_ms() - t0 < (uint64_t)(10 * INTERVAL_MS)) {
+		line = fake_hb(f, &seq, 1);
+		missed = hb_num(line, "missed");
+		ck_assert_msg(missed >= 0, "HB without missed=N: %s", line);
+	}
+	ck_assert_msg(missed >= 3, "after a 5-interval stall the HB said "
+	    "missed=%lld", missed);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_receiver_logs_a_stalled_sender_once_per_stall)
+{
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c = hello_conn(a, "slowpoke");
+	size_t m = hb_mark(a);
+
+	/* the interval is 100 ms: lag_us over 100000 is a stall */
+	hb_sendf(c, "HB 1 1 lag_us=90000 missed=0\n");
+	hb_expect(c, "ACK 1 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 2 2 lag_us=250000 missed=0\n");
+	hb_expect(c, "ACK 2 ", HB_REPLY_MS);
+	hb_expect_log(a, m, "level=warn msg=peer-stalled peer=slowpoke "
+	    "lag_us=250000 missed=0", HB_REPLY_MS);
+	hb_sendf(c, "HB 3 3 lag_us=10 missed=2\n");
+	hb_expect(c, "ACK 3 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 4 4 lag_us=10 missed=0\n");
+	hb_expect(c, "ACK 4 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 5 5 lag_us=10 missed=3 future=1\n");
+	hb_expect(c, "ACK 5 ", HB_REPLY_MS);
+	hb_expect_log(a, m, "msg=peer-stalled peer=slowpoke missed=3",
+	    HB_REPLY_MS);
+	ck_assert_int_eq(hb_count_lines(a, m, "msg=peer-stalled"), 2);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -1160,6 +1232,9 @@ peers_suite(void)
 	    test_a_lost_connection_is_down_at_once_not_after_the_timeout);
 	tcase_add_test(tc,
 	    test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast);
+	tcase_add_test(tc,
+	    test_heartbeats_report_ticks_missed_by_a_stalled_sender);
+	tcase_add_test(tc, test_receiver_logs_a_stalled_sender_once_per_stall);
 	suite_add_tcase(s, tc);
 	return s;
 }
