@@ -3,15 +3,23 @@
  * 5): the peer_listen listener and the connections other nodes' outbound
  * links make to it.
  *
- * One struct peer_in_conn per accepted connection (at most PEER_IN_MAX).
- * The first line must be HELLO (answered WELCOME), then every HB is
- * answered with ACK at once. Anything else gets "ERR bad-request ..." and
+ * One struct peer_in_conn per accepted connection. The first line must be
+ * HELLO (answered WELCOME) within hello_timeout_ms, a deadline from the
+ * accept that trickled bytes cannot extend; then every HB is answered with
+ * ACK at once. Anything else gets "ERR bad-request ..." and
  * the connection is closed once that line has been flushed:
  * peer_in_conn_finish waits for the output to drain, shuts down our side
  * and discards input until the peer's EOF (or a short linger), so unread
  * input cannot turn the close into a reset that loses the ERR line. A peer
  * that does not read its ACKs stops being read; one that goes quiet for
  * long is dropped. Every connection ends in peer_in_conn_close.
+ *
+ * No client can starve the peers: at most peer_in_max connections are
+ * kept, in the order of their last complete line (the tail heard from
+ * most recently). When a new one arrives at the limit, the head, silent
+ * for longest, is closed to make room, so connections that never speak
+ * (or stopped) lose their place to a real peer that heartbeats every
+ * interval.
  *
  * An HB whose lag_us is over our heartbeat interval, or whose missed is
  * not 0, says the sender's own loop stalled: msg=peer-stalled is logged
@@ -44,8 +52,6 @@
 #include "proto.h"
 #include "util.h"
 
-#define PEER_IN_MAX 256			/* inbound peer connections */
-#define PEER_IN_HELLO_MS 10000		/* to say HELLO after connecting */
 #define PEER_IN_IDLE_FACTOR 10		/* idle inbound: x peer_timeout_ms ... */
 #define PEER_IN_IDLE_MIN_MS 30000	/* ... but at least this */
 #define PEER_IN_LINGER_MS 5000		/* to flush a last line before closing */
@@ -62,6 +68,8 @@ struct peer_in_conn {
 	int eof;			/* the peer shut down its side */
 	int shut;			/* we shut down ours (closing) */
 	int stalled;			/* its last HB reported a stall */
+	uint64_t accepted_ns;
+	struct event *ev_hello;		/* the HELLO deadline */
 	const char *close_reason;	/* for the close after the flush */
 	char addr[HB_ADDRSTRLEN];
 	char name[CONFIG_NAME_MAX + 1];
@@ -73,11 +81,13 @@ struct peer_in {
 	char *node_name;
 	uint32_t timeout_ms;		/* peer_timeout_ms */
 	uint64_t interval_ns;		/* heartbeat_interval_ms */
+	uint64_t hello_ns;		/* hello_timeout_ms */
+	unsigned max;			/* peer_in_max */
 	struct evconnlistener *lev;
 	struct event *ev_accept;	/* re-enables the paused listener */
-	TAILQ_HEAD(, peer_in_conn) conns;
+	TAILQ_HEAD(, peer_in_conn) conns;	/* least recently heard first */
 	unsigned nconns;
-	int refusing;			/* at PEER_IN_MAX, logged once */
+	int full;			/* evicting: warned once until half empty */
 };
 
 static void peer_in_conn_close(struct peer_in_conn *c, const char *reason);
@@ -104,6 +114,7 @@ peer_in_conn_finish(struct peer_in_conn *c, const char *reason)
 	c->closing = 1;
 	c->close_reason = reason;
 	c->paused = 0;
+	event_del(c->ev_hello);
 	peer_net_tv_ms(&tv, PEER_IN_LINGER_MS);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	if (!c->eof)
@@ -171,6 +182,7 @@ peer_in_conn_line(struct peer_in_conn *c, char *line)
 			return -1;
 		}
 		c->hello = 1;
+		event_del(c->ev_hello);
 		snprintf(c->name, sizeof(c->name), "%s", m.name);
 		idle_ms = (uint64_t)in->timeout_ms * PEER_IN_IDLE_FACTOR;
 		if (idle_ms < PEER_IN_IDLE_MIN_MS)
@@ -208,6 +220,9 @@ peer_in_conn_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	while ((line = evbuffer_readln(input, &n, EVBUFFER_EOL_CRLF)) != NULL) {
+		/* heard from now: the last to be evicted */
+		TAILQ_REMOVE(&c->in->conns, c, entry);
+		TAILQ_INSERT_TAIL(&c->in->conns, c, entry);
 		if (n > PEER_LINE_MAX) {
 			peer_in_conn_reject(c, "line too long");
 			r = -1;
@@ -293,42 +308,90 @@ peer_in_conn_close(struct peer_in_conn *c, const char *reason)
 	log_end(l);
 	TAILQ_REMOVE(&in->conns, c, entry);
 	in->nconns--;
-	if (in->nconns < PEER_IN_MAX)
-		in->refusing = 0;
+	/* hysteresis: a flood of evictions warns once, not per HELLO timeout */
+	if (in->nconns <= in->max / 2)
+		in->full = 0;
+	event_free(c->ev_hello);
 	bufferevent_free(c->bev);
 	free(c);
 }
 
+static void
+peer_in_conn_hello_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	peer_in_conn_close(arg, "hello-timeout");
+}
+
+/* (Re)arm the HELLO deadline: hello_ns after the accept. */
+static void
+peer_in_conn_arm_hello(struct peer_in_conn *c, uint64_t now)
+{
+	uint64_t end = c->accepted_ns + c->in->hello_ns;
+	struct timeval tv;
+
+	peer_net_tv_ns(&tv, end > now ? end - now : 0);
+	event_add(c->ev_hello, &tv);
+}
+
 /*
- * Take one accepted connection: refuse it when full, else wait for its
- * HELLO. The whole of what a listener has to hand over.
+ * Close the connections silent for longest until fewer than limit are
+ * left; for_addr says who is waiting for the room (for the log).
+ */
+static void
+peer_in_evict(struct peer_in *in, unsigned limit, const char *for_addr)
+{
+	struct peer_in_conn *c;
+	struct log_line *l;
+	int quiet;
+
+	while (in->nconns > 0 && in->nconns >= limit) {
+		c = TAILQ_FIRST(&in->conns);
+		/* warn once per spell of being full */
+		quiet = in->full;
+		l = log_begin(quiet ? LOG_DEBUG : LOG_WARN, "peer-in-evicted");
+		log_str(l, "addr", c->addr);
+		if (c->hello)
+			log_str(l, "remote", c->name);
+		log_str(l, "reason", "too-many-connections");
+		log_uint(l, "max", in->max);
+		if (for_addr != NULL)
+			log_str(l, "for", for_addr);
+		log_end(l);
+		peer_in_conn_close(c, "evicted");
+		in->full = 1;
+	}
+}
+
+/*
+ * Take one accepted connection and wait for its HELLO, making room first
+ * if full. The whole of what a listener has to hand over.
  */
 static void
 peer_in_accept(struct peer_in *in, evutil_socket_t fd,
     const struct sockaddr *sa)
 {
 	struct peer_in_conn *c;
-	struct log_line *l;
-	struct timeval tv;
 	char addr[HB_ADDRSTRLEN];
 
 	addr_format(sa, addr, sizeof(addr));
-	if (in->nconns >= PEER_IN_MAX) {
-		l = log_begin(in->refusing ? LOG_DEBUG : LOG_WARN, "peer-in-refused");
-		log_str(l, "addr", addr);
-		log_str(l, "reason", "too-many-connections");
-		log_uint(l, "max", PEER_IN_MAX);
-		log_end(l);
-		in->refusing = 1;
-		evutil_closesocket(fd);
-		return;
-	}
+	if (in->nconns >= in->max)
+		peer_in_evict(in, in->max, addr);
 	c = xcalloc(1, sizeof(*c));
 	c->in = in;
+	c->accepted_ns = now_ns();
 	memcpy(c->addr, addr, sizeof(c->addr));
 	c->bev = bufferevent_socket_new(in->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		evutil_closesocket(fd);
+	c->ev_hello = evtimer_new(in->base, peer_in_conn_hello_cb, c);
+	if (c->bev == NULL || c->ev_hello == NULL) {
+		log_msg(LOG_ERROR, "peer-in-alloc-failed");
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->ev_hello != NULL)
+			event_free(c->ev_hello);
 		free(c);
 		return;
 	}
@@ -336,11 +399,11 @@ peer_in_accept(struct peer_in *in, evutil_socket_t fd,
 	in->nconns++;
 	peer_net_sockopts(fd, in->timeout_ms);
 	bufferevent_priority_set(c->bev, in->priority);
+	event_priority_set(c->ev_hello, in->priority);
 	bufferevent_setcb(c->bev, peer_in_conn_read_cb, peer_in_conn_write_cb,
 	    peer_in_conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, PEER_READ_HIGHWAT);
-	peer_net_tv_ms(&tv, PEER_IN_HELLO_MS);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	peer_in_conn_arm_hello(c, c->accepted_ns);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -382,13 +445,27 @@ peer_in_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(in->lev);
 }
 
+/*
+ * A lower peer_in_max takes effect at once; a new hello_timeout_ms counts
+ * from each waiting connection's accept, as if it had always been in force.
+ */
 void
 peer_in_configure(struct peer_in *in, const struct config *cfg)
 {
+	struct peer_in_conn *c;
+	uint64_t now = now_ns();
+
 	free(in->node_name);
 	in->node_name = xstrdup(cfg->node_name);
 	in->timeout_ms = cfg->peer_timeout_ms;
 	in->interval_ns = (uint64_t)cfg->heartbeat_interval_ms * HB_NS_PER_MS;
+	in->hello_ns = (uint64_t)cfg->hello_timeout_ms * HB_NS_PER_MS;
+	in->max = cfg->peer_in_max;
+	if (in->nconns > in->max)
+		peer_in_evict(in, in->max + 1, NULL);
+	TAILQ_FOREACH(c, &in->conns, entry)
+		if (!c->hello && !c->closing)
+			peer_in_conn_arm_hello(c, now);
 }
 
 struct peer_in *

@@ -1071,6 +1071,131 @@ START_TEST(test_acks_with_a_wrong_echo_do_not_poison_the_rtt)
 }
 END_TEST
 
+/* HELLO tester 1, answered WELCOME. */
+static struct hb_conn *
+hello_conn(struct hb_proc *a, const char *name)
+{
+	struct hb_conn *c = hb_connect(a->peer_addr);
+
+	hb_sendf(c, "HELLO %s 1\n", name);
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	return c;
+}
+
+/* An HB on an inbound connection is still answered: it was kept. */
+static void
+expect_acked(struct hb_conn *c, unsigned long long seq)
+{
+	char want[64];
+
+	hb_sendf(c, "HB %llu 1\n", seq);
+	snprintf(want, sizeof(want), "ACK %llu 1", seq);
+	ck_assert_str_eq(hb_expect(c, "ACK ", HB_REPLY_MS), want);
+}
+
+START_TEST(test_inbound_connection_without_hello_is_closed_at_the_deadline)
+{
+	struct hb_proc *a = start_node("a", "hello_timeout_ms=400", NULL);
+	struct hb_conn *quiet = hb_connect(a->peer_addr);
+	struct hb_conn *slow = hb_connect(a->peer_addr);
+	struct hb_conn *c;
+	uint64_t t0 = hb_now_ms(), t;
+
+	/* A byte every 100 ms never makes a line: a deadline, not idleness. */
+	while (!slow->eof && hb_now_ms() - t0 < 400 + 4 * SLACK_MS) {
+		hb_send(slow, "H", 1);
+		hb_recv(slow, 100);
+	}
+	t = hb_now_ms() - t0;
+	ck_assert_msg(slow->eof, "a connection trickling bytes without HELLO "
+	    "was still open after %llu ms", (unsigned long long)t);
+	ck_assert_msg(t >= 300, "closed after %llu ms, before the 400 ms "
+	    "hello_timeout_ms", (unsigned long long)t);
+	hb_expect_eof(quiet, SLACK_MS);
+	/* One that says HELLO in time stays. */
+	c = hello_conn(a, "tester");
+	poll(NULL, 0, 600);
+	expect_acked(c, 1);
+	hb_close(c);
+	hb_close(slow);
+	hb_close(quiet);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_full_peer_port_closes_the_longest_silent_connection)
+{
+	struct hb_proc *a = start_node("a", "peer_in_max=4", NULL);
+	struct hb_conn *talker, *idle1, *idle2, *hello, *e, *f, *g;
+
+	/* Accepted in this order; talker is heard from last. */
+	talker = hello_conn(a, "talker");
+	idle1 = hb_connect(a->peer_addr);
+	idle2 = hb_connect(a->peer_addr);
+	hello = hello_conn(a, "hello");
+	expect_acked(talker, 1);
+
+	/* Full: each newcomer gets in, the longest silent one goes. */
+	e = hello_conn(a, "e");
+	hb_expect_eof(idle1, HB_REPLY_MS);
+	f = hello_conn(a, "f");
+	hb_expect_eof(idle2, HB_REPLY_MS);
+	g = hello_conn(a, "g");
+	hb_expect_eof(hello, HB_REPLY_MS);
+	expect_acked(talker, 2);
+	expect_acked(e, 1);
+	hb_expect_log(a, 0, "msg=peer-in-evicted", HB_REPLY_MS);
+	hb_close(talker);
+	hb_close(idle1);
+	hb_close(idle2);
+	hb_close(hello);
+	hb_close(e);
+	hb_close(f);
+	hb_close(g);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_inbound_limits_are_checked_and_applied_on_reload)
+{
+	char *path = hb_tmpfile("peer_in_max = 0\n");
+	struct hb_proc *p = hb_spawn_daemon("-t", "-c", path, NULL);
+	struct hb_conn *quiet;
+	char want[512];
+	size_t m;
+
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	snprintf(want, sizeof(want), "%s:1: peer_in_max: ", path);
+	ck_assert_msg(strstr(p->err, want) != NULL, "no \"%s\" in: %s", want,
+	    p->err);
+	hb_free(p);
+	hb_write_file(path, "hello_timeout_ms = 3600001\n");
+	p = hb_spawn_daemon("-t", "-c", path, NULL);
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	snprintf(want, sizeof(want), "%s:1: hello_timeout_ms: ", path);
+	ck_assert_msg(strstr(p->err, want) != NULL, "no \"%s\" in: %s", want,
+	    p->err);
+	hb_free(p);
+
+	/* A reload shortens the wait of a connection already waiting. */
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "hello_timeout_ms = 60000\n");
+	p = hb_spawn_daemon("-c", path, NULL);
+	ck_assert_int_eq(hb_wait_ready(p, HB_READY_MS), 0);
+	quiet = hb_connect(p->peer_addr);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "hello_timeout_ms = 200\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	hb_expect_eof(quiet, 200 + SLACK_MS);
+	hb_close(quiet);
+	hb_free(p);
+}
+END_TEST
+
 START_TEST(test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast)
 {
 	char addr[64], arg[160];
@@ -1113,17 +1238,6 @@ START_TEST(test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast)
 	hb_free(a);
 }
 END_TEST
-
-/* HELLO tester 1, answered WELCOME. */
-static struct hb_conn *
-hello_conn(struct hb_proc *a, const char *name)
-{
-	struct hb_conn *c = hb_connect(a->peer_addr);
-
-	hb_sendf(c, "HELLO %s 1\n", name);
-	hb_expect(c, "WELCOME ", HB_REPLY_MS);
-	return c;
-}
 
 START_TEST(test_heartbeats_report_ticks_missed_by_a_stalled_sender)
 {
@@ -1235,6 +1349,14 @@ peers_suite(void)
 	tcase_add_test(tc,
 	    test_heartbeats_report_ticks_missed_by_a_stalled_sender);
 	tcase_add_test(tc, test_receiver_logs_a_stalled_sender_once_per_stall);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("inbound-limits");
+	tcase_add_test(tc,
+	    test_inbound_connection_without_hello_is_closed_at_the_deadline);
+	tcase_add_test(tc,
+	    test_full_peer_port_closes_the_longest_silent_connection);
+	tcase_add_test(tc, test_inbound_limits_are_checked_and_applied_on_reload);
 	suite_add_tcase(s, tc);
 	return s;
 }
