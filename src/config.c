@@ -99,6 +99,8 @@ static const struct config_key config_keys[] = {
 	{ "idle_timeout_ms", CONFIG_U32, F(idle_timeout_ms), 0, 86400000, 0 },
 	{ "timer_slack_ns", CONFIG_U32, F(timer_slack_ns), 1, 50000000, 0 },
 	{ "watchdog_lag_ms", CONFIG_U32, F(watchdog_lag_ms), 1, 3600000, 0 },
+	{ "peer_in_max", CONFIG_U32, F(peer_in_max), 1, 1000000, 0 },
+	{ "hello_timeout_ms", CONFIG_U32, F(hello_timeout_ms), 1, 3600000, 0 },
 };
 #undef F
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -537,6 +539,8 @@ config_new(void)
 	c->idle_timeout_ms = 0;
 	c->timer_slack_ns = 1000;
 	c->watchdog_lag_ms = 250;
+	c->peer_in_max = 1024;
+	c->hello_timeout_ms = 5000;
 	return c;
 }
 

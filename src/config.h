@@ -58,6 +58,8 @@ struct config {
 	uint32_t watchdog_lag_ms;
 	/* the token in force: auth_token, or auth_token_file's first line */
 	char *auth_token_value;
+	uint32_t peer_in_max;		/* inbound peer connections kept */
+	uint32_t hello_timeout_ms;	/* for an inbound peer to say HELLO */
 
 	/* private to config.c */
 	int peer_timeout_set;

@@ -198,7 +198,7 @@ daemon_tick(const struct tick_sample *s, void *arg)
 	struct hb_status st;
 	char buf[DAEMON_LINE_MAX];
 
-	peers_tick(d->peers, s->now, s->lag_ns);
+	peers_tick(d->peers, s->now, s->lag_ns, s->missed);
 	if (!watch && !line)
 		return;
 	daemon_status(d, &st);

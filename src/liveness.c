@@ -1,7 +1,7 @@
 /*
  * liveness.c - the pure logic of one peer link: its state, RTT, the
- * allowance for our own stalls, and reconnect backoff. peer.c feeds it
- * events with the current time and logs the transitions it returns.
+ * allowance for our own stalls. peer.c feeds it events with the current
+ * time and logs the transitions it returns (reconnect delays are backoff.c's).
  *
  *	connecting, suspect, down  --ACK-->  up
  *	up  --oldest unacked HB sent more than one interval ago-->  suspect
@@ -225,56 +225,4 @@ liveness_extend(struct liveness *lv, uint64_t stall_ns, uint64_t now)
 		lv->sent_ns[i] = liveness_shift(lv->sent_ns[i], stall_ns, now);
 	after = liveness_eval(lv, now);
 	return before != LV_NONE && after != before;
-}
-
-/* Reconnect backoff. */
-
-static uint64_t
-backoff_rand(struct backoff *b)
-{
-	uint64_t x = b->rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	b->rng = x;
-	return x;
-}
-
-/*
- * The seed goes through splitmix64 first: xorshift's first outputs from a
- * small seed (1, 2, a pid) are small and alike, and from 0 it stays at 0.
- */
-void
-backoff_init(struct backoff *b, uint64_t min_ns, uint64_t max_ns,
-    uint64_t seed)
-{
-	uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	z ^= z >> 31;
-	b->min_ns = min_ns;
-	b->max_ns = max_ns > min_ns ? max_ns : min_ns;
-	b->cur_ns = min_ns;
-	b->rng = z != 0 ? z : 0x9e3779b97f4a7c15ull;
-}
-
-uint64_t
-backoff_next(struct backoff *b)
-{
-	uint64_t cur = b->cur_ns, quarter = cur / 4, jitter = 0;
-
-	if (quarter > 0)
-		jitter = backoff_rand(b) % (quarter + 1);
-	b->cur_ns = cur > b->max_ns / 2 ? b->max_ns : cur * 2;
-	if (b->cur_ns < b->min_ns)
-		b->cur_ns = b->min_ns;
-	return cur > UINT64_MAX - jitter ? UINT64_MAX : cur + jitter;
-}
-
-void
-backoff_reset(struct backoff *b)
-{
-	b->cur_ns = b->min_ns;
 }

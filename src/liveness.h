@@ -1,8 +1,8 @@
 /*
  * liveness.h - the pure logic of a peer link: the state machine
- * (connecting, up, suspect, down), RTT, the local-stall allowance, and
- * reconnect backoff. Every function takes the current time, so tests drive
- * it with a fake clock; peer.c does the I/O.
+ * (connecting, up, suspect, down), RTT and the local-stall allowance.
+ * Every function takes the current time, so tests drive it with a fake
+ * clock; peer.c does the I/O.
  */
 #ifndef HB_LIVENESS_H
 #define HB_LIVENESS_H
@@ -61,16 +61,5 @@ enum liveness_event liveness_check(struct liveness *lv, uint64_t now);
  * Returns 1 when this kept the link from a transition at now.
  */
 int liveness_extend(struct liveness *lv, uint64_t stall_ns, uint64_t now);
-
-/* Capped exponential backoff with jitter for reconnects. */
-struct backoff {
-	uint64_t min_ns, max_ns, cur_ns;
-	uint64_t rng;		/* xorshift state */
-};
-
-void backoff_init(struct backoff *b, uint64_t min_ns, uint64_t max_ns, uint64_t seed);
-/* The next delay: cur plus up to 25 % jitter, then cur doubles up to max. */
-uint64_t backoff_next(struct backoff *b);
-void backoff_reset(struct backoff *b);
 
 #endif

@@ -580,7 +580,7 @@ proto_fmt_heartbeat(char *buf, size_t n, const struct hb_status *s)
 
 /* Peer protocol. */
 
-/* Trailing HB fields: lag_us=N is known, others are skipped. */
+/* Trailing HB fields: lag_us=N and missed=N are known, others skipped. */
 static int
 proto_parse_hb_fields(char **tok, size_t ntok, struct proto_peer_msg *msg)
 {
@@ -596,6 +596,10 @@ proto_parse_hb_fields(char **tok, size_t ntok, struct proto_peer_msg *msg)
 			if (parse_u64(eq + 1, 0, UINT64_MAX, &msg->lag_us) < 0)
 				return -1;
 			msg->has_lag = 1;
+		} else if (strcmp(tok[i], "missed") == 0) {
+			if (parse_u64(eq + 1, 0, UINT64_MAX, &msg->missed) < 0)
+				return -1;
+			msg->has_missed = 1;
 		}
 	}
 	return 0;
@@ -649,7 +653,8 @@ proto_fmt_hello(char *buf, size_t n, const char *verb, const char *name)
 }
 
 int
-proto_fmt_hb(char *buf, size_t n, uint64_t seq, uint64_t t, uint64_t lag_us)
+proto_fmt_hb(char *buf, size_t n, uint64_t seq, uint64_t t, uint64_t lag_us,
+    uint64_t missed)
 {
 	struct proto_out o;
 
@@ -660,6 +665,8 @@ proto_fmt_hb(char *buf, size_t n, uint64_t seq, uint64_t t, uint64_t lag_us)
 	proto_out_u64(&o, t);
 	proto_out_str(&o, " lag_us=");
 	proto_out_u64(&o, lag_us);
+	proto_out_str(&o, " missed=");
+	proto_out_u64(&o, missed);
 	return proto_out_end(&o);
 }
 

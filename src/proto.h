@@ -97,18 +97,22 @@ struct proto_peer_msg {
 	const char *name;	/* HELLO, WELCOME */
 	uint64_t seq, t;	/* HB, ACK */
 	int has_lag;		/* HB carried lag_us=N */
-	uint64_t lag_us;
+	uint64_t lag_us;	/* how late the sender's tick fired */
+	int has_missed;		/* HB carried missed=N */
+	uint64_t missed;	/* ticks the sender missed since its last HB */
 };
 
 /*
  * Parse one peer-protocol line in place. HELLO/WELCOME need a valid name
- * (name_valid in util.h) and version 1; HB/ACK need two numbers; HB may carry trailing key=value fields
- * (unknown ones ignored). Verbs are exact (upper case). Returns 0 or -1.
+ * (name_valid in util.h) and version 1; HB/ACK need two numbers; HB may
+ * carry trailing key=value fields (lag_us and missed are parsed, unknown
+ * ones ignored). Verbs are exact (upper case). Returns 0 or -1.
  */
 int proto_parse_peer(char *line, struct proto_peer_msg *msg);
 
 int proto_fmt_hello(char *buf, size_t n, const char *verb, const char *name); /* HELLO or WELCOME */
-int proto_fmt_hb(char *buf, size_t n, uint64_t seq, uint64_t t, uint64_t lag_us);
+int proto_fmt_hb(char *buf, size_t n, uint64_t seq, uint64_t t, uint64_t lag_us,
+    uint64_t missed);
 int proto_fmt_ack(char *buf, size_t n, uint64_t seq, uint64_t t);
 
 /*

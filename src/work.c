@@ -30,7 +30,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -189,13 +188,24 @@ static void
 work_conn_probe(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	char byte;
+	struct tcp_info ti;
+	socklen_t len;
+	int err = 0;
 
 	(void)fd;
 	(void)what;
-	if (recv(bufferevent_getfd(c->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-	    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		work_conn_close(c, evutil_socket_error_to_string(errno));
+	/* after the FIN, recv() says 0 either way: the reset shows as a
+	 * pending socket error and the connection in TCP_CLOSE */
+	fd = bufferevent_getfd(c->bev);
+	len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+		work_conn_close(c, evutil_socket_error_to_string(err));
+		return;
+	}
+	len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    ti.tcpi_state == TCP_CLOSE)
+		work_conn_close(c, "reset");
 }
 
 /*

@@ -1071,6 +1071,235 @@ START_TEST(test_acks_with_a_wrong_echo_do_not_poison_the_rtt)
 }
 END_TEST
 
+/* HELLO tester 1, answered WELCOME. */
+static struct hb_conn *
+hello_conn(struct hb_proc *a, const char *name)
+{
+	struct hb_conn *c = hb_connect(a->peer_addr);
+
+	hb_sendf(c, "HELLO %s 1\n", name);
+	hb_expect(c, "WELCOME ", HB_REPLY_MS);
+	return c;
+}
+
+/* An HB on an inbound connection is still answered: it was kept. */
+static void
+expect_acked(struct hb_conn *c, unsigned long long seq)
+{
+	char want[64];
+
+	hb_sendf(c, "HB %llu 1\n", seq);
+	snprintf(want, sizeof(want), "ACK %llu 1", seq);
+	ck_assert_str_eq(hb_expect(c, "ACK ", HB_REPLY_MS), want);
+}
+
+START_TEST(test_inbound_connection_without_hello_is_closed_at_the_deadline)
+{
+	struct hb_proc *a = start_node("a", "hello_timeout_ms=400", NULL);
+	struct hb_conn *quiet = hb_connect(a->peer_addr);
+	struct hb_conn *slow = hb_connect(a->peer_addr);
+	struct hb_conn *c;
+	uint64_t t0 = hb_now_ms(), t;
+
+	/* A byte every 100 ms never makes a line: a deadline, not idleness. */
+	while (!slow->eof && hb_now_ms() - t0 < 400 + 4 * SLACK_MS) {
+		hb_send(slow, "H", 1);
+		hb_recv(slow, 100);
+	}
+	t = hb_now_ms() - t0;
+	ck_assert_msg(slow->eof, "a connection trickling bytes without HELLO "
+	    "was still open after %llu ms", (unsigned long long)t);
+	ck_assert_msg(t >= 300, "closed after %llu ms, before the 400 ms "
+	    "hello_timeout_ms", (unsigned long long)t);
+	hb_expect_eof(quiet, SLACK_MS);
+	/* One that says HELLO in time stays. */
+	c = hello_conn(a, "tester");
+	poll(NULL, 0, 600);
+	expect_acked(c, 1);
+	hb_close(c);
+	hb_close(slow);
+	hb_close(quiet);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_full_peer_port_closes_the_longest_silent_connection)
+{
+	struct hb_proc *a = start_node("a", "peer_in_max=4", NULL);
+	struct hb_conn *talker, *idle1, *idle2, *hello, *e, *f, *g;
+
+	/* Accepted in this order; talker is heard from last. */
+	talker = hello_conn(a, "talker");
+	idle1 = hb_connect(a->peer_addr);
+	idle2 = hb_connect(a->peer_addr);
+	hello = hello_conn(a, "hello");
+	expect_acked(talker, 1);
+
+	/* Full: each newcomer gets in, the longest silent one goes. */
+	e = hello_conn(a, "e");
+	hb_expect_eof(idle1, HB_REPLY_MS);
+	f = hello_conn(a, "f");
+	hb_expect_eof(idle2, HB_REPLY_MS);
+	g = hello_conn(a, "g");
+	hb_expect_eof(hello, HB_REPLY_MS);
+	expect_acked(talker, 2);
+	expect_acked(e, 1);
+	hb_expect_log(a, 0, "msg=peer-in-evicted", HB_REPLY_MS);
+	hb_close(talker);
+	hb_close(idle1);
+	hb_close(idle2);
+	hb_close(hello);
+	hb_close(e);
+	hb_close(f);
+	hb_close(g);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_inbound_limits_are_checked_and_applied_on_reload)
+{
+	char *path = hb_tmpfile("peer_in_max = 0\n");
+	struct hb_proc *p = hb_spawn_daemon("-t", "-c", path, NULL);
+	struct hb_conn *quiet;
+	char want[512];
+	size_t m;
+
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	snprintf(want, sizeof(want), "%s:1: peer_in_max: ", path);
+	ck_assert_msg(strstr(p->err, want) != NULL, "no \"%s\" in: %s", want,
+	    p->err);
+	hb_free(p);
+	hb_write_file(path, "hello_timeout_ms = 3600001\n");
+	p = hb_spawn_daemon("-t", "-c", path, NULL);
+	hb_expect_exit(p, 1, HB_EXIT_MS);
+	snprintf(want, sizeof(want), "%s:1: hello_timeout_ms: ", path);
+	ck_assert_msg(strstr(p->err, want) != NULL, "no \"%s\" in: %s", want,
+	    p->err);
+	hb_free(p);
+
+	/* A reload shortens the wait of a connection already waiting. */
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "hello_timeout_ms = 60000\n");
+	p = hb_spawn_daemon("-c", path, NULL);
+	ck_assert_int_eq(hb_wait_ready(p, HB_READY_MS), 0);
+	quiet = hb_connect(p->peer_addr);
+	hb_write_file(path, "work_listen = 127.0.0.1:0\n"
+	    "peer_listen = 127.0.0.1:0\nhttp_listen = 127.0.0.1:0\n"
+	    "hello_timeout_ms = 200\n");
+	m = hb_mark(p);
+	hb_signal(p, SIGHUP);
+	hb_expect_log(p, m, "msg=reloaded", HB_REPLY_MS);
+	hb_expect_eof(quiet, 200 + SLACK_MS);
+	hb_close(quiet);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast)
+{
+	char addr[64], arg[160];
+	int lfd = hb_listen(addr, sizeof(addr));
+	unsigned long long seq = 0, s, t;
+	struct hb_proc *a;
+	struct hb_conn *f;
+	uint64_t t0;
+	char *line;
+	int n = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "flaky", addr), NULL);
+	t0 = hb_now_ms();
+	/* Each attempt: WELCOME, ACK the first HB (up), then garbage. */
+	while (hb_now_ms() - t0 < 3000) {
+		f = hb_accept(lfd, (int)(3000 - (hb_now_ms() - t0)) + 1);
+		if (f == NULL)
+			continue;
+		n++;
+		hb_expect(f, "HELLO a 1", HB_REPLY_MS);
+		hb_sendf(f, "WELCOME flaky 1\n");
+		line = hb_expect(f, "HB ", HB_REPLY_MS);
+		ck_assert(sscanf(line, "HB %llu %llu", &s, &t) == 2);
+		ck_assert_msg(s > seq, "HB seq %llu after %llu", s, seq);
+		seq = s;
+		hb_sendf(f, "ACK %llu %llu\nGARBAGE\n", s, t);
+		while (hb_recv(f, HB_REPLY_MS) != NULL)
+			;
+		hb_close(f);
+	}
+	hb_expect_log(a, 0, "msg=peer-up peer=flaky", HB_REPLY_MS);
+	hb_pump(a, 100);
+	ck_assert_msg(hb_count_lines(a, 0, "msg=peer-up peer=flaky") >= 2,
+	    "the ACK never brought the link up");
+	/* 100, 200, 400, 800, 1600 ms (+ 25 %): 5 or 6 attempts in 3 s. */
+	ck_assert_msg(n >= 3 && n <= 7, "%d connection attempts in 3 s to a "
+	    "peer that acks once, then sends garbage", n);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_heartbeats_report_ticks_missed_by_a_stalled_sender)
+{
+	char addr[64], arg[160], *line;
+	int lfd = hb_listen(addr, sizeof(addr));
+	struct hb_proc *a;
+	struct hb_conn *f;
+	unsigned long long seq = 0;
+	uint64_t t0;
+	long long missed = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr), NULL);
+	f = fake_accept(lfd, "a");
+	line = fake_hb(f, &seq, 1);
+	line = fake_hb(f, &seq, 1);
+	ck_assert_msg(hb_num(line, "missed") == 0, "HB without missed=0: %s",
+	    line);
+	hb_signal(a, SIGSTOP);
+	poll(NULL, 0, 5 * INTERVAL_MS);
+	hb_signal(a, SIGCONT);
+	t0 = hb_now_ms();
+	while (missed <= 0 && hb_now_ms() - t0 < (uint64_t)(10 * INTERVAL_MS)) {
+		line = fake_hb(f, &seq, 1);
+		missed = hb_num(line, "missed");
+		ck_assert_msg(missed >= 0, "HB without missed=N: %s", line);
+	}
+	ck_assert_msg(missed >= 3, "after a 5-interval stall the HB said "
+	    "missed=%lld", missed);
+	hb_close(f);
+	close(lfd);
+	hb_free(a);
+}
+END_TEST
+
+START_TEST(test_receiver_logs_a_stalled_sender_once_per_stall)
+{
+	struct hb_proc *a = start_node("a", NULL, NULL);
+	struct hb_conn *c = hello_conn(a, "slowpoke");
+	size_t m = hb_mark(a);
+
+	/* the interval is 100 ms: lag_us over 100000 is a stall */
+	hb_sendf(c, "HB 1 1 lag_us=90000 missed=0\n");
+	hb_expect(c, "ACK 1 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 2 2 lag_us=250000 missed=0\n");
+	hb_expect(c, "ACK 2 ", HB_REPLY_MS);
+	hb_expect_log(a, m, "level=warn msg=peer-stalled peer=slowpoke "
+	    "lag_us=250000 missed=0", HB_REPLY_MS);
+	hb_sendf(c, "HB 3 3 lag_us=10 missed=2\n");
+	hb_expect(c, "ACK 3 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 4 4 lag_us=10 missed=0\n");
+	hb_expect(c, "ACK 4 ", HB_REPLY_MS);
+	hb_sendf(c, "HB 5 5 lag_us=10 missed=3 future=1\n");
+	hb_expect(c, "ACK 5 ", HB_REPLY_MS);
+	hb_expect_log(a, m, "msg=peer-stalled peer=slowpoke missed=3",
+	    HB_REPLY_MS);
+	ck_assert_int_eq(hb_count_lines(a, m, "msg=peer-stalled"), 2);
+	hb_close(c);
+	hb_free(a);
+}
+END_TEST
+
 Suite *
 peers_suite(void)
 {
@@ -1115,6 +1344,19 @@ peers_suite(void)
 	tcase_add_test(tc, test_acks_stay_prompt_while_workers_burn_every_cpu);
 	tcase_add_test(tc,
 	    test_a_lost_connection_is_down_at_once_not_after_the_timeout);
+	tcase_add_test(tc,
+	    test_peer_that_acks_once_then_misbehaves_is_not_redialled_fast);
+	tcase_add_test(tc,
+	    test_heartbeats_report_ticks_missed_by_a_stalled_sender);
+	tcase_add_test(tc, test_receiver_logs_a_stalled_sender_once_per_stall);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("inbound-limits");
+	tcase_add_test(tc,
+	    test_inbound_connection_without_hello_is_closed_at_the_deadline);
+	tcase_add_test(tc,
+	    test_full_peer_port_closes_the_longest_silent_connection);
+	tcase_add_test(tc, test_inbound_limits_are_checked_and_applied_on_reload);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -74,6 +74,9 @@ teardown(void)
 static void
 probe_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
+	(void)arg;
 	seen.probe_at = (long)seen.n;
 }
 
@@ -82,6 +85,7 @@ on_done(struct job *j, void *arg)
 {
 	size_t i = seen.n;
 
+	(void)arg;
 	ck_assert_uint_lt(i, MAX_SEEN);
 	ck_assert_int_eq(atomic_load(&j->state), JOB_FINISHED);
 	seen.id[i] = j->id;
@@ -102,6 +106,8 @@ on_done(struct job *j, void *arg)
 static void
 timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
 	*(int *)arg = 1;
 }
 

@@ -477,6 +477,37 @@ START_TEST(test_hb_fields_carry_lag_and_unknown_ones_are_ignored)
 }
 END_TEST
 
+START_TEST(test_hb_fields_carry_missed_ticks_beside_lag)
+{
+	static const struct {
+		const char *line;
+		int rc, has_missed;
+		uint64_t missed;
+	} cases[] = {
+		{ "HB 1 2 lag_us=350 missed=4", 0, 1, 4 },
+		{ "HB 1 2 missed=0 lag_us=9", 0, 1, 0 },
+		{ "HB 1 2 lag_us=350", 0, 0, 0 },
+		{ "HB 1 2 future=x missed=18446744073709551615", 0, 1, UINT64_MAX },
+		{ "HB 1 2 missed=-1", -1, 0, 0 },
+		{ "HB 1 2 missed=", -1, 0, 0 },
+		{ "HB 1 2 missed=18446744073709551616", -1, 0, 0 },
+	};
+	struct proto_peer_msg m;
+	char line[128];
+	size_t i;
+
+	for (i = 0; i < NELEM(cases); i++) {
+		snprintf(line, sizeof(line), "%s", cases[i].line);
+		ck_assert_msg(proto_parse_peer(line, &m) == cases[i].rc, "\"%s\"",
+		    cases[i].line);
+		if (cases[i].rc == 0) {
+			ck_assert_int_eq(m.has_missed, cases[i].has_missed);
+			ck_assert_uint_eq(m.missed, cases[i].missed);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_peer_lines_reject_anything_else)
 {
 	static const char *const lines[] = {
@@ -510,19 +541,21 @@ START_TEST(test_peer_messages_are_formatted_exactly)
 	ck_assert_str_eq(buf, "HELLO a 1\n");
 	proto_fmt_hello(buf, sizeof(buf), "WELCOME", "node-b");
 	ck_assert_str_eq(buf, "WELCOME node-b 1\n");
-	proto_fmt_hb(buf, sizeof(buf), 12, 987654321, 77);
-	ck_assert_str_eq(buf, "HB 12 987654321 lag_us=77\n");
+	proto_fmt_hb(buf, sizeof(buf), 12, 987654321, 77, 3);
+	ck_assert_str_eq(buf, "HB 12 987654321 lag_us=77 missed=3\n");
 	proto_fmt_ack(buf, sizeof(buf), 12, 987654321);
 	ck_assert_str_eq(buf, "ACK 12 987654321\n");
 
 	/* what one side writes the other side reads */
-	proto_fmt_hb(buf, sizeof(buf), UINT64_MAX, 5, 6);
+	proto_fmt_hb(buf, sizeof(buf), UINT64_MAX, 5, 6, UINT64_MAX);
 	buf[strlen(buf) - 1] = '\0';
 	ck_assert_int_eq(proto_parse_peer(buf, &m), 0);
 	ck_assert_uint_eq(m.seq, UINT64_MAX);
 	ck_assert_uint_eq(m.t, 5);
 	ck_assert_int_eq(m.has_lag, 1);
 	ck_assert_uint_eq(m.lag_us, 6);
+	ck_assert_int_eq(m.has_missed, 1);
+	ck_assert_uint_eq(m.missed, UINT64_MAX);
 }
 END_TEST
 
@@ -737,6 +770,7 @@ proto_suite(void)
 	tc = tcase_create("peer");
 	tcase_add_test(tc, test_peer_lines_parse_valid_messages);
 	tcase_add_test(tc, test_hb_fields_carry_lag_and_unknown_ones_are_ignored);
+	tcase_add_test(tc, test_hb_fields_carry_missed_ticks_beside_lag);
 	tcase_add_test(tc, test_peer_lines_reject_anything_else);
 	tcase_add_test(tc, test_peer_messages_are_formatted_exactly);
 	suite_add_tcase(s, tc);

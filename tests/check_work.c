@@ -964,7 +964,7 @@ START_TEST(test_disconnect_drops_only_that_clients_jobs)
 	stats(c, s, sizeof(s));
 	ck_assert_msg(hb_num(s, "busy") == 2 && hb_num(s, "queued") == 3,
 	    "expected busy=2 queued=3: %s", s);
-	hb_close(a);
+	hb_reset(a);
 	/* A's running job is cancelled and its queued ones dropped, so
 	 * soon nothing is queued and only B's job runs. */
 	await_stat(c, "queued", 0, 3000);
@@ -1261,6 +1261,118 @@ START_TEST(test_half_closed_client_still_gets_its_replies)
 }
 END_TEST
 
+START_TEST(test_half_closed_client_gets_every_attached_outcome_then_eof)
+{
+	struct hb_proc *p = hb_start("-s", "threads=2", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char *line;
+	int i, done = 0;
+
+	/* as "printf ... | nc -q1": the requests, then EOF, then read */
+	hb_sendf(c, "SUBMIT sleep ms=300\nSUBMIT primes n=1000\nSUBMIT spin ms=200\nPING\n");
+	shutdown(c->fd, SHUT_WR);
+	for (i = 1; i <= 3; i++)
+		hb_expect(c, "OK ", HB_REPLY_MS);
+	hb_expect(c, "PONG", HB_REPLY_MS);
+	while (done < 3) {
+		line = hb_expect(c, "DONE ", OUTCOME_MS);
+		ck_assert_msg(line != NULL, "an attached job was lost at EOF");
+		done++;
+	}
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_detached_job_outlives_its_connection_and_any_client_can_wait)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *a = hb_connect(p->work_addr);
+	struct hb_conn *b, *w;
+	char req[64], buf[128], *line;
+	uint64_t id;
+
+	id = submit(a, "sleep ms=400 detach=1");
+	hb_reset(a);	/* the submitter is gone for good */
+	b = hb_connect(p->work_addr);
+	w = hb_connect(p->work_addr);
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	line = hb_request(b, req, "JOB ");
+	ck_assert_msg(hb_num(line, "detached") == 1, "not detached: %s", line);
+	snprintf(buf, sizeof(buf), "OK %llu", (unsigned long long)id);
+	snprintf(req, sizeof(req), "WAIT %llu", (unsigned long long)id);
+	hb_request(w, req, buf);
+	hb_request(b, req, buf);
+	/* both waiters get the one outcome */
+	line = outcome(w, id, OUTCOME_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "detached job failed: %s", line);
+	line = outcome(b, id, OUTCOME_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "detached job failed: %s", line);
+	/* finished: WAIT answers at once, STATUS carries the result */
+	hb_request(w, req, buf);
+	line = outcome(w, id, HB_REPLY_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "WAIT after the end: %s", line);
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	line = hb_request(w, req, "JOB ");
+	ck_assert_msg(hb_field(line, "result", buf, sizeof(buf)) == 0 &&
+	    strcmp(buf, "ok") == 0 && hb_num(line, "detached") == 1 &&
+	    strstr(line, "state=done") != NULL, "STATUS of a done job: %s", line);
+	hb_request(w, "WAIT 999999", "ERR not-found");
+	hb_close(b);
+	hb_close(w);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_jobs_lists_queued_and_running_jobs_in_id_order)
+{
+	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	uint64_t a, b, d;
+	char *line;
+
+	a = submit(c, "sleep ms=20000");
+	b = submit(c, "sleep ms=20000 detach=1");
+	d = submit(c, "primes n=10");
+	await_stat(c, "busy", 1, HB_REPLY_MS);
+	hb_sendf(c, "JOBS\n");
+	line = hb_expect(c, "JOB ", HB_REPLY_MS);
+	ck_assert_msg((uint64_t)strtoull(line + 4, NULL, 10) == a &&
+	    strstr(line, "state=running") && hb_num(line, "detached") == 0,
+	    "first JOB line: %s", line);
+	line = hb_expect(c, "JOB ", HB_REPLY_MS);
+	ck_assert_msg((uint64_t)strtoull(line + 4, NULL, 10) == b &&
+	    strstr(line, "state=queued") && hb_num(line, "detached") == 1,
+	    "second JOB line: %s", line);
+	line = hb_expect(c, "JOB ", HB_REPLY_MS);
+	ck_assert_msg((uint64_t)strtoull(line + 4, NULL, 10) == d &&
+	    strstr(line, "state=queued"), "third JOB line: %s", line);
+	hb_expect(c, "END", HB_REPLY_MS);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_failed_job_status_carries_its_reason)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], *line;
+	uint64_t id;
+
+	id = submit(c, "sleep ms=5000 timeout_ms=50");
+	line = outcome(c, id, OUTCOME_MS);
+	ck_assert_msg(strstr(line, "reason=timeout") != NULL, "not a timeout: %s", line);
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(strstr(line, "state=failed") && strstr(line, " reason=timeout"),
+	    "STATUS of a timed-out job: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 /* STATUS line's progress= as a number, or fail. */
 static double
 progress_of(const char *line)
@@ -1348,7 +1460,7 @@ START_TEST(test_watch_heartbeats_show_busy_and_queued_jobs)
 		ck_assert_msg(hb_now_ms() < deadline,
 		    "no HEARTBEAT with busy=1 queued=1: %s", line);
 	}
-	hb_close(c);
+	hb_reset(c);
 	/* The client left: its jobs go, and the heartbeats say so. */
 	deadline = hb_now_ms() + HB_REPLY_MS;
 	for (;;) {
@@ -2025,6 +2137,10 @@ work_suite(void)
 	tcase_add_test(tc, test_quit_says_bye_then_closes);
 	tcase_add_test(tc, test_malformed_ids_and_missing_arguments_are_errors);
 	tcase_add_test(tc, test_half_closed_client_still_gets_its_replies);
+	tcase_add_test(tc, test_half_closed_client_gets_every_attached_outcome_then_eof);
+	tcase_add_test(tc, test_detached_job_outlives_its_connection_and_any_client_can_wait);
+	tcase_add_test(tc, test_jobs_lists_queued_and_running_jobs_in_id_order);
+	tcase_add_test(tc, test_failed_job_status_carries_its_reason);
 	tcase_add_test(tc, test_watch_heartbeats_show_busy_and_queued_jobs);
 	tcase_add_test(tc,
 	    test_stats_has_every_field_and_counters_follow_outcomes);

@@ -1279,6 +1279,16 @@ hb_expect_eof(struct hb_conn *c, int timeout_ms)
 }
 
 void
+hb_reset(struct hb_conn *c)
+{
+	struct linger lg = { 1, 0 };
+
+	if (c != NULL)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	hb_close(c);
+}
+
+void
 hb_close(struct hb_conn *c)
 {
 	size_t i;

@@ -142,6 +142,9 @@ char		*hb_request(struct hb_conn *, const char *req,
 		    const char *prefix);
 void		 hb_expect_eof(struct hb_conn *, int timeout_ms);
 void		 hb_close(struct hb_conn *);
+/* Disconnect with a reset (SO_LINGER 0): the daemon sees the client gone,
+ * not a half-close, and drops its attached jobs. */
+void		 hb_reset(struct hb_conn *);
 int		 hb_listen(char *addr, size_t addrlen);
 struct hb_conn	*hb_accept(int lfd, int timeout_ms);
 
