@@ -120,17 +120,26 @@ proto_verb_eq(const char *a, const char *b)
 static void
 proto_echo(char *dst, size_t n, const char *src)
 {
-	size_t i;
+	size_t i, o = 0;
 
-	for (i = 0; i < PROTO_ECHO_MAX && i + 1 < n && src[i] != '\0'; i++) {
+	for (i = 0; i < PROTO_ECHO_MAX && src[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)src[i];
 
-		dst[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ?
-		    (char)c : '?';
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (o + 2 > n)
+				break;
+			dst[o++] = (char)c;
+		} else {
+			/* never echo raw bytes, and keep the quotes balanced */
+			if (o + 5 > n)
+				break;
+			snprintf(dst + o, 5, "\\x%02x", c);
+			o += 4;
+		}
 	}
-	dst[i] = '\0';
-	if (src[i] != '\0' && i + 4 <= n)
-		memcpy(dst + i, "...", 4);
+	dst[o] = '\0';
+	if (src[i] != '\0' && o + 4 <= n)
+		memcpy(dst + o, "...", 4);
 }
 
 static int
@@ -141,7 +150,7 @@ proto_fail(struct proto_error *err, const char *code, const char *text,
 	if (token == NULL) {
 		snprintf(err->text, sizeof(err->text), "%s", text);
 	} else {
-		char echo[PROTO_ECHO_MAX + 4];
+		char echo[PROTO_ECHO_MAX * 4 + 4];
 
 		proto_echo(echo, sizeof(echo), token);
 		snprintf(err->text, sizeof(err->text), "%s \"%s\"", text, echo);
@@ -307,6 +316,26 @@ proto_out_str(struct proto_out *o, const char *s)
 	}
 }
 
+/* Text from anywhere: bytes outside printable ASCII become \xHH. */
+static void
+proto_out_escaped(struct proto_out *o, const char *s)
+{
+	char unit[5];
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f) {
+			if (proto_out_unit(o, (const char *)s, 1, 0) < 0)
+				return;
+			continue;
+		}
+		snprintf(unit, sizeof(unit), "\\x%02x", c);
+		if (proto_out_unit(o, unit, 4, 0) < 0)
+			return;
+	}
+}
+
 /* Decimal digits by hand: this runs for every OK and DONE line. */
 static void
 proto_out_u64(struct proto_out *o, uint64_t v)
@@ -408,7 +437,7 @@ proto_fmt_err(char *buf, size_t n, const char *code, const char *text)
 	proto_out_str(&o, code);
 	if (text != NULL && *text != '\0') {
 		proto_out_str(&o, " ");
-		proto_out_str(&o, text);
+		proto_out_escaped(&o, text);
 	}
 	return proto_out_end(&o);
 }

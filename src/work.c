@@ -62,7 +62,11 @@ struct conn {
 	int finishing;			/* closing once the output drains */
 	int eof;			/* the client sent all it will send */
 	struct event *ev_probe;		/* after EOF: has it gone altogether? */
+	struct event *ev_auth;		/* auth_timeout_ms, while unauthenticated */
+	struct event *ev_idle;		/* idle_timeout_ms */
+	int unauthed;			/* on w->unauthed */
 	TAILQ_ENTRY(conn) entry;
+	TAILQ_ENTRY(conn) auth_entry;	/* on w->unauthed, oldest first */
 	TAILQ_ENTRY(conn) watch_entry;	/* on w->watchers while watching */
 };
 
@@ -75,6 +79,7 @@ struct work {
 	struct listen *listener;
 	TAILQ_HEAD(, conn) conns;
 	TAILQ_HEAD(, conn) watchers;
+	TAILQ_HEAD(, conn) unauthed;	/* waiting for AUTH, oldest first */
 	unsigned nconns, nwatchers;
 	uint64_t connections_total;
 	struct idmap *conn_by_id;
@@ -83,6 +88,8 @@ struct work {
 	uint32_t max_line;
 	uint32_t max_connections;
 	char *auth_token;		/* NULL = no AUTH needed */
+	const struct timeval *auth_tv;	/* common timeouts: O(1) to arm */
+	const struct timeval *idle_tv;	/* NULL = no idle timeout */
 };
 
 static void work_conn_read(struct bufferevent *bev, void *arg);
@@ -126,6 +133,28 @@ work_conn_watch(struct conn *c, int on)
 	}
 }
 
+/* Off the unauthenticated list (authenticated, or closing). */
+static void
+work_conn_authed(struct conn *c)
+{
+	if (c->unauthed) {
+		TAILQ_REMOVE(&c->w->unauthed, c, auth_entry);
+		c->unauthed = 0;
+	}
+	if (c->ev_auth != NULL) {
+		event_free(c->ev_auth);
+		c->ev_auth = NULL;
+	}
+}
+
+/* Activity: the idle timeout starts again. */
+static void
+work_conn_active(struct conn *c)
+{
+	if (c->ev_idle != NULL && c->w->idle_tv != NULL)
+		event_add(c->ev_idle, c->w->idle_tv);
+}
+
 /* The one destructor: drop the client's jobs, forget it, free it. */
 static void
 work_conn_close(struct conn *c, const char *reason)
@@ -135,6 +164,7 @@ work_conn_close(struct conn *c, const char *reason)
 
 	jobs_drop_conn(w->jobs, c->id);
 	work_conn_watch(c, 0);
+	work_conn_authed(c);
 	l = log_begin(LOG_DEBUG, "connection-closed");
 	log_uint(l, "conn", c->id);
 	log_str(l, "addr", c->addr);
@@ -145,6 +175,8 @@ work_conn_close(struct conn *c, const char *reason)
 	w->nconns--;
 	if (c->ev_probe != NULL)
 		event_free(c->ev_probe);
+	if (c->ev_idle != NULL)
+		event_free(c->ev_idle);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -262,6 +294,7 @@ work_deliver(struct work *w, uint64_t conn_id, const char *line, size_t len)
 	if (c == NULL)
 		return -1;
 	work_send(c, line, len);
+	work_conn_active(c);
 	work_conn_ended(c);
 	return 0;
 }
@@ -371,6 +404,7 @@ work_request(struct conn *c, char *line)
 	size_t i;
 	int rc;
 
+	work_conn_active(c);
 	if ((rc = proto_parse_request(line, &req, &perr)) != 0) {
 		if (rc < 0)
 			work_send_err(c, perr.code, perr.text);
@@ -388,6 +422,7 @@ work_request(struct conn *c, char *line)
 	case PROTO_AUTH:
 		if (token == NULL || work_token_ok(req.token, token)) {
 			c->authed = 1;
+			work_conn_authed(c);
 			work_send_str(c, "OK auth\n");
 		} else {
 			work_send_err(c, "auth-failed", "wrong token");
@@ -496,21 +531,68 @@ work_conn_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* auth_timeout_ms passed without a good AUTH. */
+static void
+work_conn_auth_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->authed || c->w->auth_token == NULL)
+		return;
+	work_conn_authed(c);
+	work_send_err(c, "auth-required", "timeout");
+	work_conn_finish(c);
+}
+
+/* idle_timeout_ms passed with no request, no job, no WAIT, no WATCH. */
+static void
+work_conn_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->finishing)
+		return;
+	if (c->watching || jobs_pending_for(c->w->jobs, c->id) > 0) {
+		work_conn_active(c);
+		return;
+	}
+	work_conn_close(c, "idle-timeout");
+}
+
+/* Say why on a socket about to close, without waiting for it. */
+static void
+work_last_word(evutil_socket_t fd, const char *text)
+{
+	if (send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* nothing more to do for a client we close anyway */
+	}
+}
+
 static void
 work_accept(evutil_socket_t fd, const struct sockaddr *sa, void *arg)
 {
-	static const char busy[] = "ERR busy too many connections\n";
 	struct work *w = arg;
 	struct conn *c;
 	int one = 1;
 
 	if (w->nconns >= w->max_connections) {
-		/* a best-effort last word on a fresh socket, then close */
-		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-			/* nothing more to do for a client we refuse anyway */
+		/*
+		 * Full. Clients without the token never lock out those with
+		 * it: the oldest connection still waiting to authenticate
+		 * makes room. Otherwise the newcomer is refused.
+		 */
+		if (w->auth_token == NULL || (c = TAILQ_FIRST(&w->unauthed)) == NULL) {
+			work_last_word(fd, "ERR busy too many connections\n");
+			evutil_closesocket(fd);
+			return;
 		}
-		evutil_closesocket(fd);
-		return;
+		work_last_word(bufferevent_getfd(c->bev), "ERR busy too many "
+		    "connections; closing the oldest unauthenticated one\n");
+		work_conn_close(c, "evicted-unauthenticated");
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = xcalloc(1, sizeof(*c));
@@ -532,6 +614,16 @@ work_accept(evutil_socket_t fd, const struct sockaddr *sa, void *arg)
 	idmap_put(w->conn_by_id, c->id, c);
 	w->nconns++;
 	w->connections_total++;
+	if (w->auth_token != NULL) {
+		TAILQ_INSERT_TAIL(&w->unauthed, c, auth_entry);
+		c->unauthed = 1;
+		c->ev_auth = evtimer_new(w->base, work_conn_auth_timeout, c);
+		event_priority_set(c->ev_auth, w->priority);
+		event_add(c->ev_auth, w->auth_tv);
+	}
+	c->ev_idle = evtimer_new(w->base, work_conn_idle, c);
+	event_priority_set(c->ev_idle, w->priority);
+	work_conn_active(c);
 }
 
 struct work *
@@ -547,16 +639,40 @@ work_new(struct event_base *base, const struct config *cfg, struct jobs *jobs,
 	w->status_arg = arg;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->watchers);
+	TAILQ_INIT(&w->unauthed);
 	w->conn_by_id = idmap_new();
 	work_reconfigure(w, cfg);
 	return w;
 }
 
+/* A common timeout for ms: every connection's timer of one length sits in
+ * one queue, so arming and re-arming it costs O(1), not O(log n). */
+static const struct timeval *
+work_common_tv(struct work *w, uint32_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return event_base_init_common_timeout(w->base, &tv);
+}
+
 void
 work_reconfigure(struct work *w, const struct config *cfg)
 {
+	struct conn *c;
+
 	w->max_line = cfg->max_line;
 	w->max_connections = cfg->max_connections;
+	w->auth_tv = work_common_tv(w, cfg->auth_timeout_ms);
+	w->idle_tv = cfg->idle_timeout_ms > 0 ? work_common_tv(w, cfg->idle_timeout_ms) : NULL;
+	/* a new idle timeout counts from now for everyone */
+	TAILQ_FOREACH(c, &w->conns, entry) {
+		if (w->idle_tv != NULL)
+			work_conn_active(c);
+		else if (c->ev_idle != NULL)
+			event_del(c->ev_idle);
+	}
 	free(w->auth_token);
 	w->auth_token = cfg->auth_token_value != NULL ? xstrdup(cfg->auth_token_value) : NULL;
 }

@@ -119,7 +119,8 @@ START_TEST(test_unknown_verbs_are_bad_requests_naming_the_verb)
 		{ "PINGX", "bad-request", "unknown verb \"PINGX\"" },
 		{ "PIN", "bad-request", "unknown verb \"PIN\"" },
 		{ "GET / HTTP/1.0", "bad-request", "unknown verb \"GET\"" },
-		{ "a\"b\\c\x01\x7f\xff", "bad-request", "unknown verb \"a?b?c???\"" },
+		{ "a\"b\\c\x01\x7f\xff", "bad-request",
+		    "unknown verb \"a\\x22b\\x5cc\\x01\\x7f\\xff\"" },
 		{ "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "bad-request",
 		  "unknown verb \"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345...\"" },
 		{ "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", "bad-request",
@@ -314,7 +315,10 @@ START_TEST(test_replies_are_formatted_exactly)
 	proto_fmt_err(buf, sizeof(buf), "bad-arg", "ms must be 0..600000");
 	ck_assert_str_eq(buf, "ERR bad-arg ms must be 0..600000\n");
 	proto_fmt_err(buf, sizeof(buf), "busy", "two\nlines\r");
-	ck_assert_str_eq(buf, "ERR busy two lines \n");
+	ck_assert_str_eq(buf, "ERR busy two\\x0alines\\x0d\n");
+	/* no raw byte outside printable ASCII is ever echoed */
+	proto_fmt_err(buf, sizeof(buf), "bad-arg", "unknown argument \xff\x01z");
+	ck_assert_str_eq(buf, "ERR bad-arg unknown argument \\xff\\x01z\n");
 	proto_fmt_err(buf, sizeof(buf), "busy", NULL);
 	ck_assert_str_eq(buf, "ERR busy\n");
 	n = proto_fmt_done(buf, sizeof(buf), 3, "ok", 12, 3456);

@@ -807,6 +807,113 @@ START_TEST(test_line_longer_than_max_line_is_refused_and_closed)
 }
 END_TEST
 
+START_TEST(test_unauthenticated_connection_is_closed_at_the_auth_deadline)
+{
+	struct hb_proc *p = hb_start("-s", "auth_token=tok", "-s",
+	    "auth_timeout_ms=300", NULL);
+	struct hb_conn *idle = hb_connect(p->work_addr);
+	struct hb_conn *chatty = hb_connect(p->work_addr);
+	struct hb_conn *good = hb_connect(p->work_addr);
+	uint64_t start = hb_now_ms(), deadline;
+
+	hb_request(good, "AUTH tok", "OK auth");
+	/* PINGs are allowed before AUTH, but do not postpone the deadline */
+	deadline = start + 250;
+	while (hb_now_ms() < deadline)
+		hb_request(chatty, "PING", "PONG");
+	hb_expect(idle, "ERR auth-required timeout", HB_REPLY_MS);
+	hb_expect_eof(idle, HB_REPLY_MS);
+	hb_expect(chatty, "ERR auth-required timeout", HB_REPLY_MS);
+	hb_expect_eof(chatty, HB_REPLY_MS);
+	/* the authenticated one stays */
+	hb_request(good, "PING", "PONG");
+	hb_close(idle);
+	hb_close(chatty);
+	hb_close(good);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_clients_without_the_token_cannot_lock_out_those_with_it)
+{
+	struct hb_proc *p = hb_start("-s", "auth_token=tok", "-s",
+	    "max_connections=3", NULL);
+	struct hb_conn *authed = hb_connect(p->work_addr);
+	struct hb_conn *u1, *u2, *late, *u3;
+
+	hb_request(authed, "AUTH tok", "OK auth");
+	u1 = hb_connect(p->work_addr);
+	hb_request(u1, "PING", "PONG");
+	u2 = hb_connect(p->work_addr);
+	hb_request(u2, "PING", "PONG");
+	/* full: the newcomer takes the place of the oldest unauthenticated */
+	late = hb_connect(p->work_addr);
+	hb_request(late, "AUTH tok", "OK auth");
+	hb_expect(u1, "ERR busy", HB_REPLY_MS);
+	hb_expect_eof(u1, HB_REPLY_MS);
+	hb_request(u2, "PING", "PONG");
+	/* and again: u2 goes next */
+	u3 = hb_connect(p->work_addr);
+	hb_request(u3, "PING", "PONG");
+	hb_expect(u2, "ERR busy", HB_REPLY_MS);
+	hb_expect_eof(u2, HB_REPLY_MS);
+	hb_request(authed, "PING", "PONG");
+	hb_request(late, "PING", "PONG");
+	hb_close(u1);
+	hb_close(u2);
+	hb_close(u3);
+	hb_close(late);
+	hb_close(authed);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_idle_connection_is_closed_but_one_with_work_is_not)
+{
+	struct hb_proc *p = hb_start("-s", "idle_timeout_ms=300", "-s", FAST_TICK, NULL);
+	struct hb_conn *idle = hb_connect(p->work_addr);
+	struct hb_conn *busy = hb_connect(p->work_addr);
+	struct hb_conn *watch = hb_connect(p->work_addr);
+	uint64_t id;
+
+	hb_request(idle, "PING", "PONG");
+	id = submit(busy, "sleep ms=900");
+	hb_request(watch, "WATCH", "OK watching");
+	hb_expect_eof(idle, 3000);
+	/* a running job and a WATCH keep their connections */
+	outcome(busy, id, OUTCOME_MS);
+	hb_request(busy, "PING", "PONG");
+	hb_request(watch, "UNWATCH", "OK unwatched");
+	/* now both are idle: they go too */
+	hb_expect_eof(busy, 3000);
+	hb_close(idle);
+	hb_close(busy);
+	hb_close(watch);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_error_text_never_echoes_raw_bytes)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	const char *line;
+	size_t i;
+
+	hb_sendf(c, "\xff\xfe\x01VERB\n");
+	line = hb_expect(c, "ERR bad-request", HB_REPLY_MS);
+	for (i = 0; line[i] != '\0'; i++)
+		ck_assert_msg((unsigned char)line[i] >= 0x20 && (unsigned char)line[i] < 0x7f,
+		    "raw byte 0x%02x in \"%s\"", (unsigned char)line[i], line);
+	ck_assert_msg(strstr(line, "\\xff\\xfe\\x01VERB") != NULL, "not escaped: %s", line);
+	hb_sendf(c, "SUBMIT sleep ms=1 \xc3\xa9=1\n");
+	line = hb_expect(c, "ERR bad-arg", HB_REPLY_MS);
+	ck_assert_msg(strstr(line, "\\xc3\\xa9") != NULL, "not escaped: %s", line);
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 START_TEST(test_connection_beyond_max_connections_gets_busy_and_is_closed)
 {
 	struct hb_proc *p = hb_start("-s", "max_connections=2", NULL);
@@ -2183,6 +2290,10 @@ work_suite(void)
 	tcase_add_test(tc, test_replies_before_an_overlong_line_are_still_sent);
 	tcase_add_test(tc,
 	    test_connection_beyond_max_connections_gets_busy_and_is_closed);
+	tcase_add_test(tc, test_unauthenticated_connection_is_closed_at_the_auth_deadline);
+	tcase_add_test(tc, test_clients_without_the_token_cannot_lock_out_those_with_it);
+	tcase_add_test(tc, test_idle_connection_is_closed_but_one_with_work_is_not);
+	tcase_add_test(tc, test_error_text_never_echoes_raw_bytes);
 	tcase_add_test(tc, test_submit_beyond_threads_plus_queue_max_is_busy);
 	tcase_add_test(tc,
 	    test_submit_beyond_max_jobs_per_conn_is_too_many_jobs);
