@@ -64,6 +64,7 @@
 #define DAEMON_DRAIN_POLL_MS 10		/* drain progress check while stopping */
 #define DAEMON_FLUSH_MAX_NS (2000ull * HB_NS_PER_MS)	/* clients' last output */
 #define DAEMON_LINE_MAX 512		/* one WATCH line */
+#define DAEMON_DISPATCH_MAX_US 1000	/* callbacks run before timers are checked */
 
 /* libevent priorities: lower runs first. */
 #define DAEMON_PRI_TICK 0	/* heartbeat timer, peer links, signals */
@@ -431,11 +432,18 @@ daemon_watchdog_start(struct daemon *d)
 static struct event_base *
 daemon_base_new(void)
 {
+	static const struct timeval max_dispatch = { 0, DAEMON_DISPATCH_MAX_US };
 	struct event_config *ec = event_config_new();
 	struct event_base *base;
 
 	/* a coarse clock would make sub-millisecond lateness unmeasurable */
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	/*
+	 * libevent runs every ready callback of a priority before it looks
+	 * at its timers again; after DAEMON_DISPATCH_MAX_US of completions or
+	 * client I/O it must look, so a burst cannot hold the tick back.
+	 */
+	event_config_set_max_dispatch_interval(ec, &max_dispatch, -1, DAEMON_PRI_DONE);
 	base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (base == NULL || event_base_priority_init(base, DAEMON_NPRI) < 0) {

@@ -1907,6 +1907,67 @@ rejected_counts(const char *addr, long counts[3])
 	free(body);
 }
 
+START_TEST(test_http_connections_beyond_the_cap_are_closed_at_once)
+{
+	struct hb_proc *p = hb_start("-s", "http_max_connections=2", NULL);
+	struct hb_conn *a = hb_connect(p->http_addr);
+	struct hb_conn *b = hb_connect(p->http_addr);
+	struct hb_conn *c;
+	char *body = NULL;
+	uint64_t deadline;
+	int st = -1;
+
+	/* two silent clients hold both places; a third is closed unanswered */
+	hb_sendf(a, "GET /hea");
+	hb_sendf(b, "GET /hea");
+	c = hb_connect(p->http_addr);
+	hb_sendf(c, "GET /healthz HTTP/1.0\r\n\r\n");
+	hb_expect_eof(c, HB_REPLY_MS);
+	hb_close(c);
+	/* the work port is not affected */
+	c = hb_connect(p->work_addr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	/* a place freed is a place for the next scrape */
+	hb_close(a);
+	deadline = hb_now_ms() + HB_REPLY_MS;
+	while (hb_now_ms() < deadline) {
+		free(body);
+		body = NULL;
+		if ((st = hb_http_get(p->http_addr, "/healthz", &body, 500)) == 200)
+			break;
+	}
+	ck_assert_msg(st == 200, "GET /healthz after a place freed gave %d", st);
+	free(body);
+	hb_close(b);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_http_request_trickling_in_is_closed_at_its_deadline)
+{
+	struct hb_proc *p = hb_start("-s", "http_timeout_ms=400", NULL);
+	struct hb_conn *c = hb_connect(p->http_addr);
+	static const char req[] = "GET /healthz HTTP/1.0\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+	uint64_t start = hb_now_ms();
+	size_t i;
+
+	/* a byte every 50 ms: an idle timer would never fire */
+	for (i = 0; i < sizeof(req) - 1 && !c->eof; i++) {
+		char one[2] = { req[i], '\0' };
+
+		if (hb_sendf(c, "%s", one) < 0)
+			break;
+		(void)hb_recv(c, 50);
+	}
+	ck_assert_msg(i < sizeof(req) - 1,
+	    "a request trickling for %llu ms was not closed",
+	    (unsigned long long)(hb_now_ms() - start));
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 START_TEST(test_reject_codes_and_metric_labels_have_one_spelling)
 {
 	struct hb_proc *p = hb_start("-s", "threads=1", "-s", "queue_max=1",
@@ -2316,6 +2377,8 @@ daemon_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
+	tcase_add_test(tc, test_http_connections_beyond_the_cap_are_closed_at_once);
+	tcase_add_test(tc, test_http_request_trickling_in_is_closed_at_its_deadline);
 	tcase_add_test(tc,
 	    test_metrics_endpoint_exports_every_documented_metric);
 	tcase_add_test(tc, test_healthz_is_200_ok_while_serving);
