@@ -17,7 +17,7 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="gcc make autoconf automake pkg-config libevent-dev check libinih-dev \
-libssl-dev libsystemd-dev"
+libssl-dev libsystemd-dev libsqlite3-dev"
 
 say() { printf '%s\n' "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
