@@ -108,7 +108,7 @@ check)
 		run_check build-asan
 	build build-tsan --enable-sanitizers=tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-		run_check build-tsan TESTS="tests/check_pool tests/check_work"
+		run_check build-tsan TESTS="tests/check_pool tests/check_journal tests/check_work"
 	say "all checks passed"
 	echo "check: $passed passed, 0 failed"
 	;;
