@@ -238,7 +238,6 @@ journal_query1(sqlite3 *db, const char *sql, char *out, size_t outlen,
     int64_t *num)
 {
 	sqlite3_stmt *st;
-	const unsigned char *t;
 	int rc;
 
 	if ((rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) != SQLITE_OK)
@@ -246,7 +245,8 @@ journal_query1(sqlite3 *db, const char *sql, char *out, size_t outlen,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (out != NULL) {
-			t = sqlite3_column_text(st, 0);
+			const unsigned char *t = sqlite3_column_text(st, 0);
+
 			snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
 		} else
 			*num = sqlite3_column_int64(st, 0);
@@ -739,12 +739,13 @@ journal_run(struct journal *j)
 	struct jrec_list batch;
 	struct timespec ts;
 	uint64_t deadline;
-	int stopping, timed_out;
+	int stopping;
 
 	TAILQ_INIT(&batch);
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
-		timed_out = 0;
+		int timed_out = 0;
+
 		while (TAILQ_EMPTY(&j->queue) && !j->stopping && !timed_out) {
 			if ((deadline = journal_deadline(j)) == 0) {
 				pthread_cond_wait(&j->cond, &j->lock);
@@ -925,14 +926,11 @@ journal_open(const char *state_dir, unsigned sync_ms, uint32_t retention,
 static int
 journal_recover_trim(struct journal *j)
 {
-	int rc;
-
-	if ((rc = journal_exec(j, ST_BEGIN)) != 0 ||
-	    (rc = journal_trim(j)) != 0 ||
-	    (rc = journal_exec(j, ST_COMMIT)) != 0) {
+	if (journal_exec(j, ST_BEGIN) != 0 || journal_trim(j) != 0 ||
+	    journal_exec(j, ST_COMMIT) != 0) {
+		journal_log_open_fail(j, "recover", j->err);
 		if (!sqlite3_get_autocommit(j->db))
 			(void)journal_exec(j, ST_ROLLBACK);
-		journal_log_open_fail(j, "recover", j->err);
 		return -1;
 	}
 	return 0;

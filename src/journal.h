@@ -27,7 +27,6 @@ struct journal;
 #define JOURNAL_SCHEMA_VERSION	1	/* PRAGMA user_version of this release */
 #define JOURNAL_DRAIN_MAX	256	/* completions handled per loop callback */
 #define JOURNAL_RETRY_MS	1000	/* a failed batch of outcomes is retried after */
-#define JOURNAL_RETENTION_MAX	10000000	/* job_retention's upper bound */
 
 /*
  * An accepted job's record has been committed (ok 0) or could not be

@@ -49,7 +49,6 @@ struct recovered {
 	char pending_kind[MAX_SEEN][16];
 	char pending_args[MAX_SEEN][TEXT_MAX];
 	size_t pending_args_len[MAX_SEEN];
-	uint64_t retained_id[MAX_SEEN];
 	struct journal_outcome retained[MAX_SEEN];
 	char retained_text[MAX_SEEN][TEXT_MAX];
 	char retained_detail[MAX_SEEN][TEXT_MAX];
