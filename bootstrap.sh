@@ -17,7 +17,7 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES="gcc make autoconf automake pkg-config libevent-dev check libinih-dev \
-libssl-dev libsystemd-dev"
+libssl-dev libsystemd-dev libsqlite3-dev"
 
 say() { printf '%s\n' "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -119,7 +119,7 @@ check)
 		run_check build-asan
 	build build-tsan --enable-sanitizers=tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-		run_check build-tsan TESTS="tests/check_pool tests/check_work"
+		run_check build-tsan TESTS="tests/check_pool tests/check_journal tests/check_work"
 	say "all checks passed"
 	echo "check: $passed passed, 0 failed"
 	;;
