@@ -214,6 +214,15 @@ daemon_tick(const struct tick_sample *s, void *arg)
 	}
 }
 
+/* A detached SUBMIT's reply, once the journal has spoken: jobs -> work. */
+static void
+daemon_committed(uint64_t conn_id, const char *line, size_t len, void *arg)
+{
+	struct daemon *d = arg;
+
+	work_settle(d->work, conn_id, line, len);
+}
+
 /* Heartbeat timing from the config in force (start and reload). */
 static void
 daemon_tick_config(struct daemon *d)
@@ -518,6 +527,7 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	}
 	jcb.deliver = daemon_deliver;
 	jcb.finished = daemon_job_finished;
+	jcb.committed = daemon_committed;
 	jcb.arg = &d;
 	if ((d.jobs = jobs_new(d.base, cfg, DAEMON_PRI_DONE, &jcb)) == NULL)
 		goto out;

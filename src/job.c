@@ -79,6 +79,19 @@ job_outcome_name(enum job_outcome outcome)
 	return job_outcome_names[outcome];
 }
 
+int
+job_outcome_parse(const char *name, enum job_outcome *out)
+{
+	int o;
+
+	for (o = 0; o < JOB_OUTCOME_COUNT; o++)
+		if (strcmp(name, job_outcome_names[o]) == 0) {
+			*out = (enum job_outcome)o;
+			return 0;
+		}
+	return -1;
+}
+
 /* The required numeric argument of kind: its key and range. */
 static void
 job_main_arg(enum job_kind kind, uint32_t job_max_ms, const char **key,

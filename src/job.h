@@ -30,7 +30,7 @@ enum job_outcome { JOB_DONE, JOB_CANCELLED, JOB_TIMEOUT, JOB_SHUTDOWN, JOB_ERROR
 
 /* Why a SUBMIT was refused; proto_reject_code() spells each on the wire. */
 enum job_reject { JOB_REJECT_BUSY, JOB_REJECT_TOO_MANY_JOBS,
-	JOB_REJECT_SHUTTING_DOWN, JOB_REJECT_COUNT };
+	JOB_REJECT_SHUTTING_DOWN, JOB_REJECT_UNAVAILABLE, JOB_REJECT_COUNT };
 
 struct job_args {
 	enum job_kind kind;
@@ -46,6 +46,7 @@ struct job {
 	/* loop thread only: connections WAITing for the outcome */
 	uint64_t *waiters;
 	size_t nwaiters;
+	int journaled;		/* its accept record is (being) committed */
 	struct job_args args;
 	uint32_t timeout_ms;	/* effective run-time limit */
 
@@ -68,6 +69,8 @@ const char *job_kind_name(enum job_kind kind);
 /* Case-insensitive. Returns 0 or -1. */
 int job_kind_parse(const char *name, enum job_kind *out);
 const char *job_outcome_name(enum job_outcome outcome);
+/* The outcome named name (done, cancelled, ...). Returns 0 or -1. */
+int job_outcome_parse(const char *name, enum job_outcome *out);
 
 /*
  * Validate key=value arguments for kind (timeout_ms and detach are accepted

@@ -18,6 +18,15 @@
  * JOBS_FINISHED_MAX attached jobs, and the last job_retention detached ones
  * (their result strings sized to fit, so memory follows the count).
  *
+ * Journal (state_dir set): a detached job is handed to the pool at once
+ * and its "accepted" record to the journal thread; its "OK <id>" goes out
+ * only when the record is committed (jobs_committed). If the commit fails
+ * the job is cancelled and the client told "ERR unavailable"; if it ran
+ * to its end meanwhile, the outcome is simply not journaled. A finished
+ * journaled job's outcome is journaled too, except one stopped by SIGTERM:
+ * that one stays unfinished in the journal and runs again at the next
+ * start, and nobody is told an outcome (interface.md section 7).
+ *
  * While the pool owns a job, only its atomics are read here (state,
  * progress, t_start); its waiters list is the loop's alone. A connection
  * that goes away has its attached jobs cancelled: they still come back
@@ -32,6 +41,7 @@
 #include "hist.h"
 #include "idmap.h"
 #include "jobs.h"
+#include "journal.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -39,6 +49,12 @@
 #include "util.h"
 
 #define JOBS_LINE_MAX 512	/* one DONE or FAIL line */
+
+/* A detached SUBMIT whose OK waits for its journal record. */
+struct jobs_ack {
+	uint64_t conn_id;
+	enum job_kind kind;
+};
 
 /* What a connection still expects: attached jobs, and WAITs. */
 struct jobs_conn {
@@ -68,6 +84,8 @@ struct jobs_kept {
 
 struct jobs {
 	struct pool *pool;
+	struct journal *journal;	/* NULL: detached jobs in memory only */
+	struct idmap *acks;		/* id -> struct jobs_ack */
 	struct jobs_callbacks cb;
 	struct idmap *by_id;		/* queued or running */
 	struct idmap *by_conn;		/* conn id -> struct jobs_conn */
@@ -85,6 +103,11 @@ struct jobs {
 	uint64_t dropped;		/* outcomes nobody was there to read */
 	struct hist *run;		/* run time of finished jobs, ns */
 };
+
+static void jobs_committed(uint64_t id, int ok, void *arg);
+static int jobs_recover(struct jobs *js, const struct config *cfg);
+static void jobs_journal_accept(struct jobs *js, struct job *j, uint64_t conn_id,
+    const struct proto_request *req);
 
 /* A job's time in the queue and running, in us, as of end (ns). */
 static void
@@ -164,6 +187,40 @@ jobs_send(struct jobs *js, uint64_t conn_id, const char *line, int n)
 		js->dropped++;
 }
 
+/* A journaled job ended: its outcome goes to the journal too. */
+static void
+jobs_journal_finish(struct jobs *js, const struct jobs_outcome *o)
+{
+	struct journal_outcome jo;
+
+	memset(&jo, 0, sizeof(jo));
+	jo.id = o->id;
+	jo.kind = job_kind_name(o->kind);
+	jo.failed = o->outcome != JOB_DONE;
+	jo.text = o->outcome == JOB_DONE ? (o->text != NULL ? o->text : "") :
+	    job_outcome_name(o->outcome);
+	jo.detail = o->outcome == JOB_ERROR && o->text != NULL ? o->text : "";
+	jo.progress = o->progress;
+	jo.queue_us = o->queue_us;
+	jo.run_us = o->run_us;
+	journal_finish(js->journal, &jo);
+}
+
+/* Nobody will be told: forget the WAITs on j. */
+static void
+jobs_forget_waiters(struct jobs *js, struct job *j)
+{
+	struct jobs_conn *jc;
+	size_t i;
+
+	for (i = 0; i < j->nwaiters; i++)
+		if ((jc = jobs_conn_get(js, j->waiters[i], 0)) != NULL) {
+			jc->waits--;
+			jobs_conn_put(js, j->waiters[i], jc);
+		}
+	j->nwaiters = 0;
+}
+
 /* The pool's done callback: the loop owns j again. */
 static void
 jobs_done(struct job *j, void *arg)
@@ -179,6 +236,14 @@ jobs_done(struct job *j, void *arg)
 	idmap_del(js->by_id, j->id);
 	if (j->t_end == 0)
 		j->t_end = now_ns();
+	if (j->journaled < 0 || (j->journaled && j->outcome == JOB_SHUTDOWN)) {
+		/* refused for want of a journal, nobody knows its id; or
+		 * stopped, not failed: it runs again at the next start */
+		jobs_forget_waiters(js, j);
+		job_free(j);
+		js->cb.finished(js->cb.arg);
+		return;
+	}
 	js->finished[j->args.kind][j->outcome]++;
 	if (start != 0)
 		hist_add(js->run, j->t_end - start);
@@ -192,6 +257,8 @@ jobs_done(struct job *j, void *arg)
 	if (j->outcome == JOB_DONE || j->outcome == JOB_ERROR)
 		o->text = xstrdup(j->result);
 	n = jobs_outcome_line(o, line, sizeof(line));
+	if (j->journaled > 0)
+		jobs_journal_finish(js, o);
 	jobs_keep(js, o);	/* may free o: do not use it below */
 
 	if (j->conn_id != 0) {
@@ -230,14 +297,22 @@ jobs_new(struct event_base *base, const struct config *cfg, int done_priority,
 	js->attached.max = JOBS_FINISHED_MAX;
 	js->next_id = 1;
 	js->run = hist_new();
+	js->acks = idmap_new();
 	jobs_reconfigure(js, cfg);
+	if (cfg->state_dir != NULL &&
+	    (js->journal = journal_open(cfg->state_dir, cfg->journal_sync_ms,
+	    cfg->job_retention, base, done_priority, jobs_committed, js)) == NULL)
+		goto fail;
 	js->pool = pool_new(base, cfg->pool_mode, cfg->threads, cfg->queue_max,
 	    (int)cfg->worker_nice, done_priority, jobs_done, js);
-	if (js->pool == NULL) {
-		jobs_free(js);
-		return NULL;
-	}
+	if (js->pool == NULL)
+		goto fail;
+	if (js->journal != NULL && jobs_recover(js, cfg) < 0)
+		goto fail;
 	return js;
+fail:
+	jobs_free(js);
+	return NULL;
 }
 
 void
@@ -319,9 +394,181 @@ jobs_submit(struct jobs *js, uint64_t conn_id, const struct proto_request *req,
 		TAILQ_INSERT_TAIL(&jc->list, j, conn_entry);
 		jc->n++;
 	}
-	js->submitted[kind]++;
 	*id = j->id;
+	if (js->journal != NULL && j->args.detach) {
+		jobs_journal_accept(js, j, conn_id, req);
+		return 1;
+	}
+	js->submitted[kind]++;
 	return 0;
+}
+
+/* The arguments as the request carried them, "k=v k=v". */
+static char *
+jobs_args_text(const struct proto_request *req)
+{
+	size_t i, len = 1;
+	char *s, *p;
+
+	for (i = 0; i < req->nargs; i++)
+		len += strlen(req->keys[i]) + strlen(req->vals[i]) + 2;
+	p = s = xmalloc(len);
+	*p = '\0';
+	for (i = 0; i < req->nargs; i++)
+		p += sprintf(p, "%s%s=%s", i > 0 ? " " : "", req->keys[i], req->vals[i]);
+	return s;
+}
+
+/* Journal a detached job; its OK waits for the commit. */
+static void
+jobs_journal_accept(struct jobs *js, struct job *j, uint64_t conn_id,
+    const struct proto_request *req)
+{
+	struct jobs_ack *ack = xcalloc(1, sizeof(*ack));
+	char *args = jobs_args_text(req);
+
+	j->journaled = 1;
+	journal_accept(js->journal, j->id, job_kind_name(j->args.kind), args);
+	free(args);
+	ack->conn_id = conn_id;
+	ack->kind = j->args.kind;
+	idmap_put(js->acks, j->id, ack);
+}
+
+/* The journal's answer for an accepted job (journal_done_fn). */
+static void
+jobs_committed(uint64_t id, int ok, void *arg)
+{
+	struct jobs *js = arg;
+	struct jobs_ack *ack = idmap_del(js->acks, id);
+	struct job *j;
+	char line[JOBS_LINE_MAX];
+	int n;
+
+	if (ack == NULL)
+		return;		/* a re-queued job's record, say */
+	if (ok == 0) {
+		js->submitted[ack->kind]++;
+		n = proto_fmt_ok_id(line, sizeof(line), id);
+	} else {
+		/* never acknowledged: it must not run, nor come back */
+		if ((j = idmap_get(js->by_id, id)) != NULL) {
+			j->journaled = -1;
+			pool_cancel(js->pool, j, JOB_CANCELLED);
+		}
+		js->rejected[JOB_REJECT_UNAVAILABLE]++;
+		n = proto_fmt_err(line, sizeof(line), proto_reject_code(JOB_REJECT_UNAVAILABLE),
+		    "the job journal cannot be written; try again later");
+	}
+	js->cb.committed(ack->conn_id, line, (size_t)n, js->cb.arg);
+	free(ack);
+}
+
+/* Recovery: an unfinished detached job runs again under its id. */
+static void
+jobs_requeue(uint64_t id, const char *kind_name, const char *args, void *arg)
+{
+	struct jobs *js = arg;
+	char *keys[PROTO_ARGS_MAX], *vals[PROTO_ARGS_MAX], *copy, *tok, *save = NULL;
+	char err[160];
+	struct job_args a;
+	enum job_kind kind;
+	struct job *j;
+	size_t n = 0;
+
+	if (id >= js->next_id)
+		js->next_id = id + 1;
+	copy = xstrdup(args);
+	for (tok = strtok_r(copy, " ", &save); tok != NULL && n < PROTO_ARGS_MAX;
+	    tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		keys[n] = tok;
+		vals[n++] = eq + 1;
+	}
+	if (job_kind_parse(kind_name, &kind) < 0)
+		snprintf(err, sizeof(err), "unknown kind %s", kind_name);
+	else if (job_args_parse(kind, keys, vals, n, js->job_max_ms, &a, err,
+	    sizeof(err)) == 0) {
+		j = job_new();
+		j->args = a;
+		j->args.detach = 1;
+		j->id = id;
+		j->timeout_ms = a.timeout_ms != 0 ? a.timeout_ms : js->job_max_ms;
+		j->t_submit = now_ns();
+		j->journaled = 1;
+		if (pool_submit(js->pool, j) == 0) {
+			idmap_put(js->by_id, id, j);
+			js->submitted[kind]++;
+			free(copy);
+			return;
+		}
+		job_free(j);
+		snprintf(err, sizeof(err), "the pool refused it");
+	}
+	free(copy);
+	/* it cannot run again here: end it, so it is not tried forever */
+	{
+		struct log_line *l = log_begin(LOG_ERROR, "journal-requeue-failed");
+		struct journal_outcome jo;
+
+		log_uint(l, "id", id);
+		log_str(l, "reason", err);
+		log_end(l);
+		memset(&jo, 0, sizeof(jo));
+		jo.id = id;
+		jo.kind = kind_name;
+		jo.failed = 1;
+		jo.text = job_outcome_name(JOB_ERROR);
+		jo.detail = err;
+		journal_finish(js->journal, &jo);
+	}
+}
+
+/* Recovery: a retained outcome, oldest finished first. */
+static void
+jobs_retain(const struct journal_outcome *jo, void *arg)
+{
+	struct jobs *js = arg;
+	struct jobs_outcome *o = xcalloc(1, sizeof(*o));
+
+	if (jo->id >= js->next_id)
+		js->next_id = jo->id + 1;
+	o->id = jo->id;
+	if (job_kind_parse(jo->kind, &o->kind) < 0)
+		o->kind = JOB_SLEEP;	/* a kind this release lacks: still show it */
+	o->outcome = JOB_DONE;
+	if (jo->failed && job_outcome_parse(jo->text, &o->outcome) < 0)
+		o->outcome = JOB_ERROR;
+	if (!jo->failed)
+		o->text = xstrdup(jo->text);
+	else if (o->outcome == JOB_ERROR)
+		o->text = xstrdup(jo->detail);
+	o->progress = jo->progress;
+	o->detached = 1;
+	o->queue_us = jo->queue_us;
+	o->run_us = jo->run_us;
+	jobs_keep(js, o);
+}
+
+/* Read the journal once, before the loop runs. */
+static int
+jobs_recover(struct jobs *js, const struct config *cfg)
+{
+	struct journal_recovery rcb = { jobs_requeue, jobs_retain, js };
+	uint64_t max_id = 0;
+	int rc;
+
+	/* every unfinished job comes back, whatever queue_max says */
+	pool_set_queue_max(js->pool, UINT32_MAX / 2);
+	rc = journal_recover(js->journal, &rcb, &max_id);
+	pool_set_queue_max(js->pool, cfg->queue_max);
+	if (max_id >= js->next_id)
+		js->next_id = max_id + 1;
+	return rc;
 }
 
 int
@@ -546,6 +793,11 @@ jobs_free(struct jobs *js)
 	idmap_foreach(js->by_conn, jobs_free_entry, NULL);
 	if (js->pool != NULL)
 		pool_free(js->pool);
+	/* after the pool: what it still held stays unfinished in the journal */
+	if (js->journal != NULL)
+		journal_close(js->journal);
+	idmap_foreach(js->acks, jobs_free_entry, NULL);
+	idmap_free(js->acks);
 	kept[0] = &js->attached;
 	kept[1] = &js->detached;
 	for (i = 0; i < 2; i++)

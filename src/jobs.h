@@ -28,12 +28,21 @@ struct jobs_callbacks {
 	int (*deliver)(uint64_t conn_id, const char *line, size_t len, void *arg);
 	/* A job has ended and its outcome has gone out (drain progress). */
 	void (*finished)(void *arg);
+	/*
+	 * A detached SUBMIT that jobs_submit left pending (returned 1) is
+	 * settled: the reply line for connection conn_id ("OK <id>" once its
+	 * journal record is committed, else "ERR unavailable ...").
+	 */
+	void (*committed)(uint64_t conn_id, const char *line, size_t len, void *arg);
 	void *arg;
 };
 
 /*
  * The registry and its pool (threads or inline per cfg), completions
- * handled at libevent priority done_priority. NULL after logging.
+ * handled at libevent priority done_priority. With cfg->state_dir, the
+ * journal too: read once here (unfinished detached jobs re-queued under
+ * their ids, retained outcomes loaded, ids continued above the journal's).
+ * NULL after logging.
  */
 struct jobs *jobs_new(struct event_base *base, const struct config *cfg,
     int done_priority, const struct jobs_callbacks *cb);
@@ -45,8 +54,10 @@ void jobs_reconfigure(struct jobs *js, const struct config *cfg);
 /*
  * SUBMIT for connection conn_id: kind and its key=value arguments as the
  * request carried them (detach=1 makes the job the daemon's). Returns 0
- * with *id set, or -1 with the wire code and text in *err (refusals are
- * counted).
+ * with *id set (reply "OK <id>" now), 1 with *id set when the reply waits
+ * for the journal (the committed callback brings it; answer nothing else
+ * on that connection meanwhile), or -1 with the wire code and text in
+ * *err (refusals are counted).
  */
 int jobs_submit(struct jobs *js, uint64_t conn_id, const struct proto_request *req,
     uint64_t *id, struct proto_error *err);

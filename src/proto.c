@@ -509,6 +509,7 @@ static const char *const proto_reject_codes[JOB_REJECT_COUNT] = {
 	[JOB_REJECT_BUSY] = "busy",
 	[JOB_REJECT_TOO_MANY_JOBS] = "too-many-jobs",
 	[JOB_REJECT_SHUTTING_DOWN] = "shutting-down",
+	[JOB_REJECT_UNAVAILABLE] = "unavailable",
 };
 
 const char *

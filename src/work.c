@@ -61,6 +61,7 @@ struct conn {
 	int throttled;			/* reading paused for output to drain */
 	int finishing;			/* closing once the output drains */
 	int eof;			/* the client sent all it will send */
+	int held;			/* a reply waits for the journal */
 	struct event *ev_probe;		/* after EOF: has it gone altogether? */
 	struct event *ev_auth;		/* auth_timeout_ms, while unauthenticated */
 	struct event *ev_idle;		/* idle_timeout_ms */
@@ -250,7 +251,7 @@ work_conn_ended(struct conn *c)
 {
 	struct timeval tv = { 0, WORK_EOF_PROBE_MS * 1000 };
 
-	if (!c->eof || c->finishing ||
+	if (!c->eof || c->finishing || c->held ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		return;
 	if (jobs_pending_for(c->w->jobs, c->id) == 0) {
@@ -319,11 +320,17 @@ work_submit(struct conn *c, const struct proto_request *req)
 	uint64_t id;
 	char buf[64];
 
-	if (jobs_submit(c->w->jobs, c->id, req, &id, &err) < 0) {
+	switch (jobs_submit(c->w->jobs, c->id, req, &id, &err)) {
+	case -1:
 		work_send_err(c, err.code, err.text);
 		return;
+	case 1:
+		/* the OK waits for the journal; replies stay in order */
+		c->held = 1;
+		return;
+	default:
+		work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), id));
 	}
-	work_send(c, buf, (size_t)proto_fmt_ok_id(buf, sizeof(buf), id));
 }
 
 static void
@@ -493,7 +500,7 @@ work_conn_read(struct bufferevent *bev, void *arg)
 	unsigned handled;
 	char *line;
 
-	for (handled = 0; !c->finishing; handled++) {
+	for (handled = 0; !c->finishing && !c->held; handled++) {
 		if (evbuffer_get_length(out) > WORK_OUT_HIGH) {
 			/* the client is not reading its replies: wait for it */
 			c->throttled = 1;
@@ -682,6 +689,20 @@ work_listen(struct work *w, evutil_socket_t fd)
 {
 	w->listener = listen_new(w->base, fd, "work", w->priority, work_accept, w);
 	return w->listener != NULL ? 0 : -1;
+}
+
+void
+work_settle(struct work *w, uint64_t conn_id, const char *line, size_t len)
+{
+	struct conn *c = idmap_get(w->conn_by_id, conn_id);
+
+	if (c == NULL)
+		return;
+	work_send(c, line, len);
+	c->held = 0;
+	work_conn_active(c);
+	/* go on with what it sent meanwhile */
+	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 unsigned

@@ -35,6 +35,8 @@ int work_listen(struct work *w, evutil_socket_t fd);
 void work_reconfigure(struct work *w, const struct config *cfg);
 /* A job outcome for connection conn_id: 0, or -1 when it is gone. */
 int work_deliver(struct work *w, uint64_t conn_id, const char *line, size_t len);
+/* The reply a held SUBMIT waited for; reading resumes. */
+void work_settle(struct work *w, uint64_t conn_id, const char *line, size_t len);
 /* Connections that asked for WATCH. */
 unsigned work_watchers(const struct work *w);
 /* One HEARTBEAT line to every WATCHing client. */

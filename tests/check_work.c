@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -1480,6 +1481,142 @@ START_TEST(test_failed_job_status_carries_its_reason)
 }
 END_TEST
 
+/* A fresh state_dir for one test (the harness owns the name; the test
+ * removes the directory). */
+static char *
+state_dir_new(void)
+{
+	char *dir = hb_tmppath("state");
+
+	ck_assert_msg(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
+	return dir;
+}
+
+static void
+state_dir_free(char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_journaled_jobs_survive_sigkill_with_exactly_one_outcome)
+{
+	char *dir = state_dir_new(), set[600];
+	uint64_t ids[12];
+	size_t n = 0, i, round;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	char req[64], *line;
+
+	snprintf(set, sizeof(set), "state_dir=%s", dir);
+	for (round = 0; round < 3; round++) {
+		p = hb_start("-s", set, "-s", "threads=1", NULL);
+		c = hb_connect(p->work_addr);
+		/* ids continue above everything journaled before */
+		for (i = 0; i < 4; i++) {
+			ids[n] = submit(c, i == 0 ? "sleep ms=150 detach=1" :
+			    "spin ms=60 detach=1");
+			ck_assert_msg(n == 0 || ids[n] > ids[n - 1],
+			    "id %llu not above %llu", (unsigned long long)ids[n],
+			    (unsigned long long)ids[n - 1]);
+			n++;
+		}
+		/* killed mid-run: nothing answered OK may be lost */
+		hb_signal(p, SIGKILL);
+		hb_wait_exit(p, HB_REPLY_MS);
+		hb_close(c);
+		hb_free(p);
+	}
+	p = hb_start("-s", set, "-s", "threads=2", NULL);
+	hb_expect_log(p, 0, "msg=journal-recovered", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	for (i = 0; i < n; i++) {
+		snprintf(req, sizeof(req), "WAIT %llu", (unsigned long long)ids[i]);
+		hb_request(c, req, "OK ");
+		line = outcome(c, ids[i], OUTCOME_MS);
+		ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "job %llu: %s",
+		    (unsigned long long)ids[i], line);
+	}
+	/* exactly one outcome each: none is run twice once it has finished */
+	hb_request(c, "JOBS", "END");
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_REPLY_MS * 2);
+	hb_close(c);
+	hb_free(p);
+	p = hb_start("-s", set, NULL);
+	hb_expect_log(p, 0, "msg=journal-recovered requeued=0", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)ids[n - 1]);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(strstr(line, "state=done") && hb_num(line, "detached") == 1,
+	    "a retained outcome after restart: %s", line);
+	hb_close(c);
+	hb_free(p);
+	state_dir_free(dir);
+}
+END_TEST
+
+START_TEST(test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start)
+{
+	char *dir = state_dir_new(), set[600], req[64];
+	struct hb_proc *p;
+	struct hb_conn *c, *w;
+	uint64_t id;
+	char *line;
+
+	snprintf(set, sizeof(set), "state_dir=%s", dir);
+	p = hb_start("-s", set, "-s", "shutdown_grace_ms=100", NULL);
+	c = hb_connect(p->work_addr);
+	w = hb_connect(p->work_addr);
+	id = submit(c, "sleep ms=2000 detach=1");
+	snprintf(req, sizeof(req), "WAIT %llu", (unsigned long long)id);
+	hb_request(w, req, "OK ");
+	hb_signal(p, SIGTERM);
+	/* stopped, not failed: the waiter is closed without an outcome */
+	hb_expect_eof(w, HB_REPLY_MS * 2);
+	hb_expect_exit(p, 0, HB_REPLY_MS * 2);
+	hb_close(c);
+	hb_close(w);
+	hb_free(p);
+
+	p = hb_start("-s", set, NULL);
+	hb_expect_log(p, 0, "msg=journal-recovered requeued=1", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	hb_request(c, req, "OK ");
+	line = outcome(c, id, OUTCOME_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "re-run job: %s", line);
+	hb_close(c);
+	hb_free(p);
+	state_dir_free(dir);
+}
+END_TEST
+
+START_TEST(test_corrupt_journal_is_moved_aside_and_work_goes_on)
+{
+	char *dir = state_dir_new(), set[600], path[600];
+	struct hb_proc *p;
+	struct hb_conn *c;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/jobs.db", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("this is not a database, not even close\n", f);
+	fclose(f);
+	snprintf(set, sizeof(set), "state_dir=%s", dir);
+	p = hb_start("-s", set, NULL);
+	hb_expect_log(p, 0, "level=error msg=journal-corrupt moved=", HB_REPLY_MS);
+	c = hb_connect(p->work_addr);
+	(void)submit(c, "primes n=10 detach=1");
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+	state_dir_free(dir);
+}
+END_TEST
+
 /* STATUS line's progress= as a number, or fail. */
 static double
 progress_of(const char *line)
@@ -2248,6 +2385,9 @@ work_suite(void)
 	tcase_add_test(tc, test_detached_job_outlives_its_connection_and_any_client_can_wait);
 	tcase_add_test(tc, test_jobs_lists_queued_and_running_jobs_in_id_order);
 	tcase_add_test(tc, test_failed_job_status_carries_its_reason);
+	tcase_add_test(tc, test_journaled_jobs_survive_sigkill_with_exactly_one_outcome);
+	tcase_add_test(tc, test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start);
+	tcase_add_test(tc, test_corrupt_journal_is_moved_aside_and_work_goes_on);
 	tcase_add_test(tc, test_watch_heartbeats_show_busy_and_queued_jobs);
 	tcase_add_test(tc,
 	    test_stats_has_every_field_and_counters_follow_outcomes);
