@@ -227,7 +227,7 @@ jobs_done(struct job *j, void *arg)
 {
 	struct jobs *js = arg;
 	uint64_t start = atomic_load(&j->t_start);
-	struct jobs_outcome *o = xcalloc(1, sizeof(*o));
+	struct jobs_outcome *o;
 	struct jobs_conn *jc;
 	char line[JOBS_LINE_MAX];
 	size_t i;
@@ -248,6 +248,7 @@ jobs_done(struct job *j, void *arg)
 	if (start != 0)
 		hist_add(js->run, j->t_end - start);
 
+	o = xcalloc(1, sizeof(*o));
 	o->id = j->id;
 	o->kind = j->args.kind;
 	o->outcome = j->outcome;
