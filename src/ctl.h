@@ -10,10 +10,12 @@
  *   ctl_out.c       output: JSON, aligned fields, human units, errors
  *   ctl_term.c      the terminal: size, UTF-8, drawing, progress line,
  *                   signals through a self-pipe
- *   ctl_wait.c      submit --wait: the outcome, with a progress line
+ *   ctl_jobs.c      the jobs table and one job's status, for people
+ *   ctl_wait.c      submit --wait and wait ID: the outcome, with a
+ *                   progress line; wait ID survives a daemon restart
  *   ctl_watch.c     the peers table and the watch view
  *
- * Only proto and util come from libheartbeat.a; no libevent.
+ * Only proto, backoff and util come from libheartbeat.a; no libevent.
  */
 #ifndef HB_CTL_H
 #define HB_CTL_H
@@ -35,11 +37,12 @@
 enum ctl_read { CTL_LINE, CTL_TIMEOUT, CTL_EOF, CTL_SIGNAL, CTL_ERROR };
 
 /* What an outstanding request in a loop was, to match its reply. */
-enum ctl_req { REQ_STATUS, REQ_CANCEL, REQ_PEERS };
+enum ctl_req { REQ_STATUS, REQ_CANCEL, REQ_PEERS, REQ_WAIT };
 
 struct ctl_conn {
 	int		 fd;
 	const char	*addr;		/* as given, for messages */
+	const char	*token;		/* for AUTH, again after a redial */
 	size_t		 off;		/* start of unread bytes in buf */
 	size_t		 len;		/* unread bytes */
 	char		 buf[CTL_BUF_MAX];
@@ -79,7 +82,11 @@ struct json_obj {
 int		 conn_nonblock(int);
 uint64_t	 deadline_in(unsigned);
 int		 conn_open(struct ctl_conn *);
+int		 conn_redial(struct ctl_conn *, unsigned);
+void		 conn_close(struct ctl_conn *);
 int		 conn_send(struct ctl_conn *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+int		 conn_send_quiet(struct ctl_conn *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 enum ctl_read	 conn_readline(struct ctl_conn *, uint64_t, char **);
 void		 conn_read_error(const struct ctl_conn *, enum ctl_read);
@@ -122,8 +129,13 @@ int		 sig_fd(void);
 int		 sig_take_stop(void);
 int		 sig_take_winch(void);
 
+/* ctl_jobs.c */
+int		 jobs_run(struct ctl_conn *);
+void		 job_print(const char *, const struct ctl_fields *);
+
 /* ctl_wait.c */
 int		 wait_run(struct ctl_conn *, const char *, const char *);
+int		 wait_id_run(struct ctl_conn *, const char *);
 
 /* ctl_watch.c */
 int		 peers_read(struct ctl_conn *, struct ctl_peers *);

@@ -99,20 +99,23 @@ fail:
 	return -1;
 }
 
-/* Connect to c->addr, trying each address it resolves to. */
-int
-conn_open(struct ctl_conn *c)
+/*
+ * Connect to c->addr within timeout_ms, trying each address it resolves
+ * to; on failure -1 with the reason in err.
+ */
+static int
+conn_connect(struct ctl_conn *c, unsigned timeout_ms, char *err, size_t errlen)
 {
 	char host[256], port[8];
 	uint16_t p;
 	struct addrinfo hints, *res, *ai;
-	uint64_t deadline = deadline_in(CTL_TIMEOUT_MS);
-	int gai, err = ECONNREFUSED, one = 1;
+	uint64_t deadline = deadline_in(timeout_ms);
+	int gai, e = ECONNREFUSED, one = 1;
 
 	c->fd = -1;
 	c->off = c->len = 0;
 	if (addr_split(c->addr, host, sizeof(host), &p) == -1) {
-		ctl_error("connect-failed", "bad address '%s'", c->addr);
+		snprintf(err, errlen, "bad address '%s'", c->addr);
 		return -1;
 	}
 	snprintf(port, sizeof(port), "%u", p);
@@ -121,41 +124,76 @@ conn_open(struct ctl_conn *c)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
 	if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
-		ctl_error("connect-failed", "cannot resolve %s: %s", host,
+		snprintf(err, errlen, "cannot resolve %s: %s", host,
 		    gai_strerror(gai));
 		return -1;
 	}
 	for (ai = res; ai != NULL && c->fd == -1; ai = ai->ai_next) {
 		if ((c->fd = conn_try(ai, deadline)) == -1)
-			err = errno;
+			e = errno;
 	}
 	freeaddrinfo(res);
 	if (c->fd == -1) {
-		ctl_error("connect-failed", "cannot connect to %s: %s", c->addr,
-		    strerror(err));
+		snprintf(err, errlen, "cannot connect to %s: %s", c->addr,
+		    strerror(e));
 		return -1;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return 0;
 }
 
-/* Send one request line; reports a failure itself. */
+/* Connect to c->addr; reports a failure. */
 int
-conn_send(struct ctl_conn *c, const char *fmt, ...)
+conn_open(struct ctl_conn *c)
+{
+	char err[512];
+
+	if (conn_connect(c, CTL_TIMEOUT_MS, err, sizeof(err)) == 0)
+		return 0;
+	ctl_error("connect-failed", "%s", err);
+	return -1;
+}
+
+/*
+ * Drop the connection and connect again within timeout_ms, quietly: a
+ * caller that retries reports only when it gives up.
+ */
+int
+conn_redial(struct ctl_conn *c, unsigned timeout_ms)
+{
+	char err[512];
+
+	conn_close(c);
+	return conn_connect(c, timeout_ms, err, sizeof(err));
+}
+
+/* Close the socket, if open. */
+void
+conn_close(struct ctl_conn *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+	c->off = c->len = 0;
+}
+
+/*
+ * Send one line of at most CTL_REQ_MAX bytes; -1 with errno on failure
+ * (EMSGSIZE: too long), not reported.
+ */
+static int
+conn_vsend(struct ctl_conn *c, const char *fmt, va_list ap)
 {
 	char line[CTL_REQ_MAX + 2];
 	struct pollfd pfd;
 	uint64_t deadline = deadline_in(CTL_TIMEOUT_MS);
-	va_list ap;
 	size_t off = 0, len;
 	ssize_t n;
 	int r;
 
-	va_start(ap, fmt);
 	r = vsnprintf(line, CTL_REQ_MAX + 1, fmt, ap);
-	va_end(ap);
 	if (r < 0 || r > CTL_REQ_MAX) {
-		ctl_error("bad-request", "request longer than %d bytes", CTL_REQ_MAX);
+		errno = EMSGSIZE;
 		return -1;
 	}
 	len = (size_t)r;
@@ -169,21 +207,50 @@ conn_send(struct ctl_conn *c, const char *fmt, ...)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			goto fail;
+			return -1;
 		pfd.fd = c->fd;
 		pfd.events = POLLOUT;
 		if ((r = poll(&pfd, 1, poll_timeout(deadline))) == 0) {
 			errno = ETIMEDOUT;
-			goto fail;
+			return -1;
 		}
 		if (r == -1 && errno != EINTR)
-			goto fail;
+			return -1;
 	}
 	return 0;
-fail:
-	ctl_error("connection-lost", "lost connection to %s: %s", c->addr,
-	    strerror(errno));
+}
+
+/* Send one request line; reports a failure itself. */
+int
+conn_send(struct ctl_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = conn_vsend(c, fmt, ap);
+	va_end(ap);
+	if (r == 0)
+		return 0;
+	if (errno == EMSGSIZE)
+		ctl_error("bad-request", "request longer than %d bytes", CTL_REQ_MAX);
+	else
+		ctl_error("connection-lost", "lost connection to %s: %s",
+		    c->addr, strerror(errno));
 	return -1;
+}
+
+/* conn_send for a caller that handles a lost connection itself. */
+int
+conn_send_quiet(struct ctl_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = conn_vsend(c, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 /*

@@ -139,14 +139,14 @@ sig_fd(void)
 	return sig_pipe[0];
 }
 
-/* Whether SIGINT, SIGTERM or SIGHUP arrived since the last call. */
+/* The SIGINT, SIGTERM or SIGHUP that arrived since the last call, or 0. */
 int
 sig_take_stop(void)
 {
-	if (sig_stop == 0)
-		return 0;
+	int sig = sig_stop;
+
 	sig_stop = 0;
-	return 1;
+	return sig;
 }
 
 /* Whether the window size changed since the last call. */

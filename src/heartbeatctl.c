@@ -4,8 +4,8 @@
  *
  * The table drives --help, the argument checks made before connecting and
  * dispatch. Simple commands send one request and read its reply under a
- * timeout; "submit --wait" (ctl_wait.c) and "watch" (ctl_watch.c) run a
- * small loop instead. ctl.h says where the rest lives.
+ * timeout; "submit --wait" and "wait" (ctl_wait.c) and "watch"
+ * (ctl_watch.c) run a small loop instead. ctl.h says where the rest lives.
  *
  * Exit status: 0 on success or DONE; 1 on FAIL, an ERR reply, a timeout or
  * a lost connection; 2 on bad usage or when no connection can be made.
@@ -48,7 +48,9 @@ static int	 cmd_ping(struct ctl_conn *, char **);
 static int	 cmd_stats(struct ctl_conn *, char **);
 static int	 cmd_peers(struct ctl_conn *, char **);
 static int	 cmd_watch(struct ctl_conn *, char **);
+static int	 cmd_jobs(struct ctl_conn *, char **);
 static int	 cmd_submit(struct ctl_conn *, char **);
+static int	 cmd_wait(struct ctl_conn *, char **);
 static int	 cmd_status(struct ctl_conn *, char **);
 static int	 cmd_cancel(struct ctl_conn *, char **);
 
@@ -62,9 +64,13 @@ static const struct ctl_cmd ctl_cmds[] = {
 	    0, 0, ARGS_NONE, 0, cmd_peers },
 	{ "watch", "", "live heartbeats, pool and peers (Ctrl-C quits)",
 	    0, 0, ARGS_NONE, 0, cmd_watch },
+	{ "jobs", "", "the queued and running jobs",
+	    0, 0, ARGS_NONE, 0, cmd_jobs },
 	{ "submit", "KIND [key=value]... [--wait]",
-	    "submit a job; --wait waits for its outcome",
+	    "submit a detached job, print its id",
 	    1, -1, ARGS_SUBMIT, 1, cmd_submit },
+	{ "wait", "ID", "wait for any job's outcome (Ctrl-C: stop waiting)",
+	    1, 1, ARGS_ID, 0, cmd_wait },
 	{ "status", "ID", "the state of a job",
 	    1, 1, ARGS_ID, 0, cmd_status },
 	{ "cancel", "ID", "cancel a queued or running job",
@@ -96,10 +102,12 @@ usage(FILE *f)
 	    "                         else " CTL_DEFAULT_ADDR "; IPv6 as [addr]:port)\n"
 	    "  -a, --auth TOKEN       send AUTH TOKEN first (default $HEARTBEAT_TOKEN)\n"
 	    "  -j, --json             JSON output for scripts\n"
-	    "  -w, --wait             with submit: wait for the job's outcome\n"
+	    "  -w, --wait             with submit: run the job attached and wait for its\n"
+	    "                         outcome (Ctrl-C cancels the job)\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
-	    "exit status: 0 success or DONE, 1 FAIL or error, 2 bad usage or no connection\n",
+	    "exit status: 0 success or DONE, 1 FAIL or error, 2 bad usage or no connection,\n"
+	    "             128+N wait stopped by signal N (the job goes on)\n",
 	    f);
 }
 
@@ -226,8 +234,24 @@ cmd_status(struct ctl_conn *c, char **args)
 		return CTL_EXIT_FAIL;
 	id = proto_token(&p);
 	fields_split(&f, p);
-	print_fields("id", id, &f);
+	job_print(id, &f);
 	return CTL_EXIT_OK;
+}
+
+/* JOBS: see ctl_jobs.c. */
+static int
+cmd_jobs(struct ctl_conn *c, char **args)
+{
+	(void)args;
+
+	return jobs_run(c);
+}
+
+/* WAIT ID: see ctl_wait.c. */
+static int
+cmd_wait(struct ctl_conn *c, char **args)
+{
+	return wait_id_run(c, args[0]);
 }
 
 /* CANCEL ID; the outcome goes to whoever waits for the job. */
@@ -253,11 +277,28 @@ cmd_cancel(struct ctl_conn *c, char **args)
 	return CTL_EXIT_OK;
 }
 
-/* SUBMIT: detached, print the id; with --wait, attached and waited for. */
+/* Whether the user's SUBMIT arguments set detach= themselves. */
+static const char *
+submit_detach(char **args)
+{
+	int i;
+
+	for (i = 1; args[i] != NULL; i++)
+		if (strncmp(args[i], "detach=", 7) == 0)
+			return args[i] + 7;
+	return NULL;
+}
+
+/*
+ * SUBMIT: detached (the job outlives the client), print the id; with
+ * --wait, attached (Ctrl-C cancels it) and waited for. A detach= of the
+ * user's own wins; --wait with detach=1 waits with WAIT instead.
+ */
 static int
 cmd_submit(struct ctl_conn *c, char **args)
 {
 	char req[CTL_REQ_MAX + 1], id[24];
+	const char *detach = submit_detach(args);
 	struct json_obj o;
 	size_t off;
 	char *p;
@@ -267,6 +308,9 @@ cmd_submit(struct ctl_conn *c, char **args)
 	for (i = 1; args[i] != NULL && off < sizeof(req); i++)
 		off += (size_t)snprintf(req + off, sizeof(req) - off, " %s",
 		    args[i]);
+	if (detach == NULL && !wait_mode && off < sizeof(req))
+		off += (size_t)snprintf(req + off, sizeof(req) - off,
+		    " detach=1");
 	if (off >= sizeof(req)) {
 		ctl_error("bad-request", "request longer than %d bytes",
 		    CTL_REQ_MAX);
@@ -286,6 +330,8 @@ cmd_submit(struct ctl_conn *c, char **args)
 		}
 		return CTL_EXIT_OK;
 	}
+	if (detach != NULL && strcmp(detach, "0") != 0)
+		return wait_id_run(c, id);
 	return wait_run(c, id, args[0]);
 }
 
@@ -429,6 +475,7 @@ main(int argc, char *argv[])
 
 	c = xmalloc(sizeof(*c));
 	c->addr = host;
+	c->token = token;
 	if (conn_open(c) == -1) {
 		free(c);
 		return CTL_EXIT_USAGE;
@@ -437,7 +484,7 @@ main(int argc, char *argv[])
 		status = CTL_EXIT_FAIL;
 	else
 		status = cmd->run(c, argv + optind + 1);
-	close(c->fd);
+	conn_close(c);
 	free(c);
 	if (fflush(stdout) == EOF && status == CTL_EXIT_OK) {
 		fprintf(stderr, "heartbeatctl: write error: %s\n",

@@ -362,6 +362,47 @@ job_done(struct hb_conn *c, const char *req)
 	return id;
 }
 
+/* Submit a detached job on a connection of our own; its id. */
+static unsigned long long
+submit_detached(struct hb_conn *c, const char *req)
+{
+	unsigned long long id;
+	char *line = hb_request(c, req, "OK ");
+
+	ck_assert_int_eq(sscanf(line, "OK %llu", &id), 1);
+	return id;
+}
+
+/* Poll STATUS id until its line has pat (hb_line_has), or fail. */
+static void
+wait_state(struct hb_conn *c, const char *id, const char *pat)
+{
+	uint64_t deadline = hb_now_ms() + HB_REPLY_MS;
+	char req[64], *line;
+
+	snprintf(req, sizeof(req), "STATUS %s", id);
+	for (;;) {
+		line = hb_request(c, req, "JOB ");
+		if (hb_line_has(line, pat))
+			return;
+		ck_assert_msg(hb_now_ms() < deadline, "no %s: %s", pat, line);
+		poll(NULL, 0, 10);
+	}
+}
+
+/* Wait until the daemon counts n work connections (ours included). */
+static void
+wait_connections(struct hb_conn *c, long long n)
+{
+	uint64_t deadline = hb_now_ms() + HB_REPLY_MS;
+
+	while (hb_num(hb_request(c, "STATS", "STATS "), "connections") < n) {
+		ck_assert_msg(hb_now_ms() < deadline, "fewer than %lld "
+		    "connections", n);
+		poll(NULL, 0, 10);
+	}
+}
+
 static void
 pty_spawn(struct pty_proc *pp, char *const argv[])
 {
@@ -585,7 +626,11 @@ START_TEST(test_status_shows_a_finished_job)
 	ck_assert_msg(aligned_value(p->out, "id", v, sizeof(v)) != NULL &&
 	    strcmp(v, id) == 0, "stdout: %s", p->out);
 	ck_assert_msg(aligned_value(p->out, "state", v, sizeof(v)) != NULL &&
-	    strcmp(v, "done") == 0, "stdout: %s", p->out);
+	    strncmp(v, "done in ", 8) == 0, "stdout: %s", p->out);
+	ck_assert_msg(aligned_value(p->out, "result", v, sizeof(v)) != NULL &&
+	    strcmp(v, "ok") == 0, "stdout: %s", p->out);
+	ck_assert_msg(aligned_value(p->out, "detached", v, sizeof(v)) != NULL &&
+	    strcmp(v, "no") == 0, "stdout: %s", p->out);
 	hb_free(p);
 
 	p = ctl_run(&code, d->work_addr, "--json", "status", id, NULL);
@@ -593,6 +638,48 @@ START_TEST(test_status_shows_a_finished_job)
 	ck_assert_json(p);
 	ck_assert_ptr_nonnull(strstr(p->out, "\"kind\":\"sleep\""));
 	ck_assert_ptr_nonnull(strstr(p->out, "\"state\":\"done\""));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"result\":\"ok\""));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"queue_us\":"));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"run_us\":"));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"detached\":0"));
+}
+END_TEST
+
+START_TEST(test_status_shows_a_running_job_and_a_failure_reason)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id[32], v[64];
+	int code;
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=30000 detach=1"));
+	wait_state(c, id, "state=running");
+	p = ctl_run(&code, d->work_addr, "status", id, NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_msg(aligned_value(p->out, "state", v, sizeof(v)) != NULL &&
+	    strncmp(v, "running ", 8) == 0 && strstr(v, "% for ") != NULL,
+	    "stdout: %s", p->out);
+	ck_assert_msg(aligned_value(p->out, "detached", v, sizeof(v)) != NULL &&
+	    strcmp(v, "yes") == 0, "stdout: %s", p->out);
+	hb_free(p);
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT spin ms=5000 timeout_ms=10 detach=1"));
+	wait_state(c, id, "state=failed");
+	p = ctl_run(&code, d->work_addr, "status", id, NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_msg(aligned_value(p->out, "state", v, sizeof(v)) != NULL &&
+	    strncmp(v, "failed after ", 13) == 0, "stdout: %s", p->out);
+	ck_assert_msg(aligned_value(p->out, "reason", v, sizeof(v)) != NULL &&
+	    strcmp(v, "timeout") == 0, "stdout: %s", p->out);
+	hb_free(p);
+
+	p = ctl_run(&code, d->work_addr, "--json", "status", id, NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_json(p);
+	ck_assert_ptr_nonnull(strstr(p->out, "\"reason\":\"timeout\""));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"detached\":1"));
 }
 END_TEST
 
@@ -666,6 +753,244 @@ START_TEST(test_submit_prints_the_job_id)
 	ck_assert_ctl(p, code, 0);
 	ck_assert_json(p);
 	ck_assert_ptr_nonnull(strstr(p->out, "{\"id\":"));
+}
+END_TEST
+
+START_TEST(test_submit_detaches_so_the_job_outlives_the_client)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c;
+	unsigned long long id;
+	char req[64], *line;
+	int code;
+
+	p = ctl_run(&code, d->work_addr, "submit", "sleep", "ms=300", NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_msg(sscanf(p->out, "%llu\n", &id) == 1 && id > 0,
+	    "stdout: %s", p->out);
+	hb_free(p);
+	/* The client is gone; the job is the daemon's now. */
+	c = hb_connect(d->work_addr);
+	snprintf(req, sizeof(req), "STATUS %llu", id);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(hb_line_has(line, "detached=1") &&
+	    !hb_line_has(line, "state=failed"), "got %s", line);
+	snprintf(req, sizeof(req), "WAIT %llu", id);
+	hb_request(c, req, "OK ");
+	line = hb_await(c, "DONE |FAIL ", HB_REPLY_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0 &&
+	    hb_line_has(line, "result=ok"), "got %s", line);
+}
+END_TEST
+
+START_TEST(test_wait_prints_the_result_of_a_running_job_and_exits_0)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id[32];
+	int code;
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=300 detach=1"));
+	p = ctl_run(&code, d->work_addr, "wait", id, NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_msg(strncmp(p->out, "job ", 4) == 0 &&
+	    strstr(p->out, " done: ok (queued ") != NULL, "stdout: %s", p->out);
+	hb_free(p);
+
+	/* Finished by now: the outcome comes at once. */
+	p = ctl_run(&code, d->work_addr, "--json", "wait", id, NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_json(p);
+	ck_assert_msg(strstr(p->out, "\"state\":\"done\"") != NULL &&
+	    strstr(p->out, "\"result\":\"ok\"") != NULL, "stdout: %s", p->out);
+}
+END_TEST
+
+START_TEST(test_wait_on_a_failed_job_exits_1)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id[32];
+	int code;
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT spin ms=5000 timeout_ms=50 detach=1"));
+	p = ctl_run(&code, d->work_addr, "wait", id, NULL);
+	ck_assert_ctl(p, code, 1);
+	ck_assert_msg(strstr(p->out, "failed: timeout") != NULL, "stdout: %s",
+	    p->out);
+	hb_free(p);
+
+	p = ctl_run(&code, d->work_addr, "--json", "wait", id, NULL);
+	ck_assert_ctl(p, code, 1);
+	ck_assert_json(p);
+	ck_assert_ptr_nonnull(strstr(p->out, "\"state\":\"failed\""));
+	ck_assert_ptr_nonnull(strstr(p->out, "\"reason\":\"timeout\""));
+}
+END_TEST
+
+START_TEST(test_wait_on_an_unknown_job_exits_1)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	int code;
+
+	p = ctl_run(&code, d->work_addr, "wait", "987654", NULL);
+	ck_assert_ctl(p, code, 1);
+	ck_assert_msg(strstr(p->err, "not-found") != NULL &&
+	    strstr(p->err, "987654") != NULL, "stderr: %s", p->err);
+	ck_assert_str_eq(p->out, "");
+	hb_free(p);
+
+	p = ctl_run(&code, d->work_addr, "--json", "wait", "987654", NULL);
+	ck_assert_ctl(p, code, 1);
+	ck_assert_json(p);
+	ck_assert_ptr_nonnull(strstr(p->out, "{\"error\":\"not-found\""));
+}
+END_TEST
+
+START_TEST(test_interrupt_during_wait_leaves_the_job_alone)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id[32], req[64], *line;
+	int code;
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=30000 detach=1"));
+	wait_state(c, id, "state=running");
+	p = ctl_spawn(d->work_addr, "wait", id, NULL);
+	wait_connections(c, 2);
+	poll(NULL, 0, 100);	/* let it send WAIT */
+	hb_signal(p, SIGINT);
+	code = ctl_exit(p, CTL_EXIT_MS);
+	ck_assert_ctl(p, code, 128 + SIGINT);
+	ck_assert_msg(strstr(p->err, "stopped waiting") != NULL, "stderr: %s",
+	    p->err);
+	snprintf(req, sizeof(req), "STATUS %s", id);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(hb_line_has(line, "state=running"), "got %s", line);
+}
+END_TEST
+
+START_TEST(test_wait_reconnects_and_waits_again)
+{
+	char addr[HB_ADDR_MAX], *line;
+	struct hb_conn *s;
+	struct hb_proc *p;
+	int lfd = hb_listen(addr, sizeof(addr)), code;
+
+	/* We play the daemon: it goes away once, then answers. */
+	ck_assert_int_ge(lfd, 0);
+	p = ctl_spawn(addr, "wait", "7", NULL);
+	ck_assert_ptr_nonnull(s = hb_accept(lfd, HB_REPLY_MS));
+	line = hb_expect(s, "WAIT ", HB_REPLY_MS);
+	ck_assert_str_eq(line, "WAIT 7");
+	hb_sendf(s, "OK 7\n");
+	hb_reset(s);
+	ck_assert_ptr_nonnull(s = hb_accept(lfd, HB_REPLY_MS));
+	line = hb_expect(s, "WAIT ", HB_REPLY_MS);
+	ck_assert_str_eq(line, "WAIT 7");
+	hb_sendf(s, "OK 7\nDONE 7 result=ok queue_us=5 run_us=1200\n");
+	code = ctl_exit(p, CTL_EXIT_MS);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_str_eq(p->out, "job 7 done: ok (queued 5us, ran 1.20ms)\n");
+	ck_assert_msg(strstr(p->err, "reconnecting") != NULL, "stderr: %s",
+	    p->err);
+	hb_close(s);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_wait_reports_a_job_lost_in_a_daemon_restart)
+{
+	struct hb_proc *d = hb_start(NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id[32], listen[HB_ADDR_MAX + 16];
+	int code;
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=30000 detach=1"));
+	p = ctl_spawn(d->work_addr, "wait", id, NULL);
+	wait_connections(c, 2);
+	/* No journal: a killed daemon forgets its detached jobs. */
+	hb_signal(d, SIGKILL);
+	hb_wait_exit(d, HB_EXIT_MS);
+	hb_close(c);
+	snprintf(listen, sizeof(listen), "work_listen=%s", d->work_addr);
+	d = hb_start("-s", listen, NULL);
+	code = ctl_exit(p, CTL_EXIT_MS);
+	ck_assert_ctl(p, code, 1);
+	ck_assert_msg(strstr(p->err, "reconnecting") != NULL &&
+	    strstr(p->err, "not found after reconnecting") != NULL,
+	    "stderr: %s", p->err);
+}
+END_TEST
+
+START_TEST(test_jobs_lists_queued_and_running_jobs)
+{
+	struct hb_proc *d = hb_start("-s", "threads=1", NULL), *p;
+	struct hb_conn *c = hb_connect(d->work_addr);
+	char id1[32], id2[32], row[64];
+	int code;
+
+	p = ctl_run(&code, d->work_addr, "jobs", NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_str_eq(p->out, "no jobs\n");
+	hb_free(p);
+	p = ctl_run(&code, d->work_addr, "--json", "jobs", NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_str_eq(p->out, "{\"jobs\":[]}\n");
+	hb_free(p);
+
+	snprintf(id1, sizeof(id1), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=30000 detach=1"));
+	wait_state(c, id1, "state=running");
+	snprintf(id2, sizeof(id2), "%llu", submit_detached(c,
+	    "SUBMIT primes n=1000"));
+	p = ctl_run(&code, d->work_addr, "jobs", NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_msg(strncmp(p->out, "ID  KIND ", 9) == 0 &&
+	    strstr(p->out, "DETACHED\n") != NULL, "stdout: %s", p->out);
+	ck_assert_int_eq(count_lines(p->out), 3);
+	snprintf(row, sizeof(row), "%s  sleep   running ", id1);
+	ck_assert_msg(strstr(p->out, row) != NULL, "no %s in: %s", row, p->out);
+	ck_assert_msg(strstr(p->out, "yes\n") != NULL, "stdout: %s", p->out);
+	snprintf(row, sizeof(row), "%s  primes  queued ", id2);
+	ck_assert_msg(strstr(p->out, row) != NULL, "no %s in: %s", row, p->out);
+	ck_assert_msg(strstr(p->out, "no\n") != NULL, "stdout: %s", p->out);
+	hb_free(p);
+
+	p = ctl_run(&code, d->work_addr, "--json", "jobs", NULL);
+	ck_assert_ctl(p, code, 0);
+	ck_assert_json(p);
+	snprintf(row, sizeof(row), "{\"jobs\":[{\"id\":%s,\"kind\":\"sleep\"",
+	    id1);
+	ck_assert_msg(strncmp(p->out, row, strlen(row)) == 0, "stdout: %s",
+	    p->out);
+	ck_assert_ptr_nonnull(strstr(p->out, "\"state\":\"queued\""));
+}
+END_TEST
+
+START_TEST(test_wait_on_a_terminal_shows_progress)
+{
+	struct hb_proc *d = hb_start(NULL);
+	struct hb_conn *c = hb_connect(d->work_addr);
+	struct pty_proc pp;
+	char id[32];
+	char *argv[] = { (char *)ctl_path(), "-H", d->work_addr, "wait", id,
+	    NULL };
+
+	snprintf(id, sizeof(id), "%llu", submit_detached(c,
+	    "SUBMIT sleep ms=800 detach=1"));
+	pty_spawn(&pp, argv);
+	ck_assert_msg(pty_wait_for(&pp, has_progress, CTL_EXIT_MS) == 0,
+	    "no progress line; got: %s", pp.buf);
+	ck_assert_int_eq(pty_wait_exit(&pp, CTL_EXIT_MS), 0);
+	ck_assert_msg(strstr(pp.buf, " sleep [") != NULL, "no kind: %s",
+	    pp.buf);
+	ck_assert_msg(strstr(pp.buf, "done: ok") != NULL, "got: %s", pp.buf);
+	pty_free(&pp);
 }
 END_TEST
 
@@ -887,6 +1212,10 @@ START_TEST(test_bad_usage_exits_2)
 		{ "status", "abc", NULL },
 		{ "cancel", "0", NULL },
 		{ "ping", "--wait", NULL },
+		{ "wait", NULL },
+		{ "wait", "x1", NULL },
+		{ "wait", "--wait", "1", NULL },
+		{ "jobs", "1", NULL },
 		{ "ping", "extra", NULL },
 		{ "submit", NULL },
 		{ "submit", "sleep", "ms", NULL },
@@ -939,10 +1268,20 @@ ctl_suite(void)
 	tcase_add_test(tc, test_peers_prints_a_table_of_configured_peers);
 	tcase_add_test(tc, test_peers_without_peers_is_an_empty_list);
 	tcase_add_test(tc, test_status_shows_a_finished_job);
+	tcase_add_test(tc, test_status_shows_a_running_job_and_a_failure_reason);
 	tcase_add_test(tc, test_status_of_an_unknown_job_exits_1);
 	tcase_add_test(tc, test_cancel_stops_a_running_job);
 	tcase_add_test(tc, test_cancel_of_an_unknown_job_exits_1);
 	tcase_add_test(tc, test_submit_prints_the_job_id);
+	tcase_add_test(tc, test_submit_detaches_so_the_job_outlives_the_client);
+	tcase_add_test(tc, test_wait_prints_the_result_of_a_running_job_and_exits_0);
+	tcase_add_test(tc, test_wait_on_a_failed_job_exits_1);
+	tcase_add_test(tc, test_wait_on_an_unknown_job_exits_1);
+	tcase_add_test(tc, test_interrupt_during_wait_leaves_the_job_alone);
+	tcase_add_test(tc, test_wait_reconnects_and_waits_again);
+	tcase_add_test(tc, test_wait_reports_a_job_lost_in_a_daemon_restart);
+	tcase_add_test(tc, test_wait_on_a_terminal_shows_progress);
+	tcase_add_test(tc, test_jobs_lists_queued_and_running_jobs);
 	tcase_add_test(tc, test_submit_wait_prints_the_result_and_exits_0);
 	tcase_add_test(tc, test_submit_wait_on_a_timeout_exits_1);
 	tcase_add_test(tc, test_submit_rejected_by_the_daemon_exits_1);
