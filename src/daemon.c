@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,6 +96,9 @@ struct daemon {
 	uint64_t drain_deadline_ns;	/* end of the grace period */
 	int drain_cancelled;		/* grace over: the rest was cancelled */
 	uint64_t close_deadline_ns;	/* last chance for clients' output */
+
+	uint64_t wd_lag_ns;		/* watchdog_lag_ms */
+	int wd_late;			/* a tick since the last WATCHDOG=1 was late */
 
 	int signal_fd;			/* SIGTERM, SIGINT, SIGHUP */
 	struct event *ev_signal, *ev_drain, *ev_watchdog;
@@ -189,6 +193,27 @@ daemon_heartbeat_line(const struct hb_status *st)
 	log_end(l);
 }
 
+/* sd_notify STATUS=: what systemctl status shows, with each heartbeat line. */
+static void
+daemon_notify_status(const struct hb_status *st)
+{
+#ifdef HAVE_SYSTEMD
+	char buf[256];
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+	snprintf(buf, sizeof(buf), "STATUS=%s: peers up %u/%u, pool busy %u/%u, "
+	    "queued %u, worst lateness %" PRIu64 ".%03" PRIu64 " ms%s", st->node,
+	    st->peers_up, st->npeers, st->busy, st->threads, st->queued,
+	    st->window_max_ns / HB_NS_PER_MS,
+	    st->window_max_ns % HB_NS_PER_MS / HB_NS_PER_US,
+	    st->draining ? ", draining" : "");
+	sd_notify(0, buf);
+#else
+	(void)st;
+#endif
+}
+
 /* Each tick: heartbeats, then WATCH lines, then (when due) the log line. */
 static void
 daemon_tick(const struct tick_sample *s, void *arg)
@@ -199,6 +224,8 @@ daemon_tick(const struct tick_sample *s, void *arg)
 	struct hb_status st;
 	char buf[DAEMON_LINE_MAX];
 
+	if (s->lag_ns > d->wd_lag_ns || s->missed > 0)
+		d->wd_late = 1;
 	peers_tick(d->peers, s->now, s->lag_ns, s->missed);
 	if (!watch && !line)
 		return;
@@ -208,6 +235,7 @@ daemon_tick(const struct tick_sample *s, void *arg)
 		    (size_t)proto_fmt_heartbeat(buf, sizeof(buf), &st));
 	if (line) {
 		daemon_heartbeat_line(&st);
+		daemon_notify_status(&st);
 		tick_window_reset(d->tick);
 		while (d->next_log_ns <= s->now)
 			d->next_log_ns += d->log_ns;
@@ -228,6 +256,7 @@ static void
 daemon_tick_config(struct daemon *d)
 {
 	d->log_ns = (uint64_t)d->cfg->heartbeat_log_ms * HB_NS_PER_MS;
+	d->wd_lag_ns = (uint64_t)d->cfg->watchdog_lag_ms * HB_NS_PER_MS;
 	d->next_log_ns = now_ns() + d->log_ns;
 	if (d->tick != NULL)
 		tick_set_interval(d->tick, d->cfg->heartbeat_interval_ms);
@@ -376,7 +405,10 @@ daemon_signal(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Pat the systemd watchdog, but only while the heartbeat tick is on time. */
+/*
+ * Pat the systemd watchdog, but only while the heartbeat tick is on time:
+ * a loop that stalls (or crawls) gets no pat, and systemd restarts it.
+ */
 static void
 daemon_watchdog(evutil_socket_t fd, short what, void *arg)
 {
@@ -388,8 +420,11 @@ daemon_watchdog(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tick_stats(d->tick, &ts);
-	if (ts.lag_ns < interval && now - ts.last_tick_ns < 2 * interval)
+	/* honest: every tick since the last pat was within watchdog_lag_ms,
+	 * and the next one is not overdue by more than that either */
+	if (!d->wd_late && now - ts.last_tick_ns <= interval + d->wd_lag_ns)
 		daemon_notify("WATCHDOG=1");
+	d->wd_late = 0;
 }
 
 /*

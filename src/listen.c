@@ -9,6 +9,7 @@
  * one callback's worth of accepts, not the whole backlog.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,6 +60,28 @@ listen_activated_fd(const char *service)
 #endif
 }
 
+/*
+ * Under systemd, keep a socket we bound in the service's fd store
+ * (FDSTORE=1, named by service): a "systemctl restart" hands it back
+ * through LISTEN_FDS, so no connection is refused while the daemon
+ * restarts. Needs FileDescriptorStoreMax= in the unit; harmless without.
+ */
+static void
+listen_store(const char *service, int fd)
+{
+#ifdef HAVE_SYSTEMD
+	char state[64];
+
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+	snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=%s", service);
+	(void)sd_pid_notify_with_fds(0, 0, state, &fd, 1);
+#else
+	(void)service;
+	(void)fd;
+#endif
+}
+
 evutil_socket_t
 listen_open(const char *service, const char *addr)
 {
@@ -90,6 +113,8 @@ listen_open(const char *service, const char *addr)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
 	addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
+	if (!activated)
+		listen_store(service, fd);
 	l = log_begin(LOG_INFO, "listening");
 	log_str(l, "service", service);
 	log_str(l, "addr", bound);

@@ -16,8 +16,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,7 @@ static _Thread_local struct log_line log_tl;
 static _Thread_local char log_scratch[LOG_LINE_MAX];
 
 static atomic_int log_cur_format = LOG_FORMAT_LOGFMT;
+static atomic_int log_cur_prefix;	/* "<N>" syslog priority first: journald */
 static atomic_int log_cur_level = LOG_INFO;
 static atomic_int log_cur_fd = 2;
 static pthread_mutex_t log_write_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -58,6 +61,22 @@ void
 log_set_fd(int fd)
 {
 	atomic_store(&log_cur_fd, fd);
+}
+
+void
+log_detect_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int fd = atomic_load(&log_cur_fd);
+
+	/* JOURNAL_STREAM=dev:ino names the stream journald reads; a line
+	 * starting <N> there gets priority N (SyslogLevelPrefix=, on by
+	 * default) */
+	atomic_store(&log_cur_prefix, env != NULL &&
+	    sscanf(env, "%llu:%llu", &dev, &ino) == 2 && fstat(fd, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino);
 }
 
 int
@@ -334,8 +353,10 @@ log_begin(enum log_level level, const char *msg)
 	struct log_line *l = &log_tl;
 	struct timespec ts;
 	struct tm tm;
+	/* syslog priorities of debug, info, warn, error */
+	static const int prio[] = { 7, 6, 4, 3 };
 	char head[128];
-	int n;
+	int n, pre = 0;
 
 	if (!log_enabled(level))
 		return NULL;
@@ -346,7 +367,10 @@ log_begin(enum log_level level, const char *msg)
 	l->active = 1;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(head, sizeof(head), l->format == LOG_FORMAT_JSON ?
+	if (atomic_load_explicit(&log_cur_prefix, memory_order_relaxed))
+		pre = snprintf(head, sizeof(head), "<%d>", prio[level]);
+	n = pre + snprintf(head + pre, sizeof(head) - (size_t)pre,
+	    l->format == LOG_FORMAT_JSON ?
 	    "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"%s\",\"msg\":" :
 	    "ts=%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ level=%s msg=",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,

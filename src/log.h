@@ -32,6 +32,10 @@ void log_setup(enum log_format format, enum log_level level);
 /* Write lines to fd instead of 2 (tests). */
 void log_set_fd(int fd);
 int log_enabled(enum log_level level);
+/* Under systemd (JOURNAL_STREAM names our fd), start every line with its
+ * syslog priority, <3> for error ... <7> for debug, which journald takes
+ * off and applies; elsewhere lines stay as they are. */
+void log_detect_journal(void);
 
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);

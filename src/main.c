@@ -78,6 +78,7 @@ main(int argc, char **argv)
 		return DAEMON_EXIT_CONFIG;
 	}
 
+	log_detect_journal();
 	if ((cfg = config_read(path, sets, nsets, &err)) == NULL) {
 		config_error_log(&err, "bad-config");
 		free(sets);

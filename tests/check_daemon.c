@@ -1363,7 +1363,8 @@ notify_socket(char *path, size_t len)
 	return fd;
 }
 
-/* Wait for a datagram containing the line want; 0 if it came. */
+/* Wait for a datagram containing the line want (a trailing '*' matches
+ * any rest); 0 if it came. */
 static int
 notify_wait(int fd, const char *want, int timeout_ms, char *got,
     size_t gotlen)
@@ -1389,7 +1390,8 @@ notify_wait(int fd, const char *want, int timeout_ms, char *got,
 		snprintf(got + strlen(got), gotlen - strlen(got), "[%s]", buf);
 		for (char *l = strtok(buf, "\n"); l != NULL;
 		    l = strtok(NULL, "\n"))
-			if (strcmp(l, want) == 0)
+			if (strcmp(l, want) == 0 || (want[strlen(want) - 1] == '*' &&
+			    strncmp(l, want, strlen(want) - 1) == 0))
 				return 0;
 	}
 }
@@ -1453,6 +1455,79 @@ START_TEST(test_watchdog_is_pinged_every_half_watchdog_usec)
 		    (unsigned long long)(t - prev));
 		prev = t;
 	}
+	close(fd);
+	unlink(path);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_notify_status_and_fd_store_under_systemd)
+{
+	char path[108], env[160], got[8192];
+	const char *envv[] = { env, NULL };
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=127.0.0.1:0", "-s", "heartbeat_log_ms=100",
+	    "-s", "node_name=stat", NULL };
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	int fd = notify_socket(path, sizeof(path));
+
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	memset(&o, 0, sizeof(o));
+	o.env = envv;
+	p = hb_spawn_opts(argv[0], argv, &o);
+	/* each bound listener goes to the fd store, by name */
+	ck_assert_msg(notify_wait(fd, "FDNAME=work", HB_READY_MS, got,
+	    sizeof(got)) == 0, "no FDSTORE of the work socket; got %s", got);
+	ck_assert_msg(strstr(got, "FDSTORE=1") != NULL, "no FDSTORE=1: %s", got);
+	ck_assert_msg(notify_wait(fd, "READY=1", HB_READY_MS, got,
+	    sizeof(got)) == 0, "no READY=1; got %s", got);
+	ck_assert_msg(notify_wait(fd, "STATUS=stat: peers up 0/0, pool busy 0/*",
+	    HB_REPLY_MS, got, sizeof(got)) == 0, "no STATUS= summary; got %s", got);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	close(fd);
+	unlink(path);
+	hb_free(p);
+}
+END_TEST
+
+START_TEST(test_watchdog_is_withheld_while_ticks_are_late)
+{
+	char path[108], env[160], got[8192];
+	const char *envv[] = { env, "WATCHDOG_USEC=1000000", NULL };
+	char *argv[] = { (char *)hb_daemon_path(),
+	    "-s", "work_listen=127.0.0.1:0", "-s", "peer_listen=127.0.0.1:0",
+	    "-s", "http_listen=", "-s", "heartbeat_interval_ms=200",
+	    "-s", "watchdog_lag_ms=50", "-s", "pool_mode=inline", NULL };
+	struct hb_spawn_opts o;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	int fd = notify_socket(path, sizeof(path)), i;
+
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	memset(&o, 0, sizeof(o));
+	o.env = envv;
+	p = hb_spawn_opts(argv[0], argv, &o);
+	ck_assert_msg(hb_wait_ready(p, HB_READY_MS) == 0, "not ready");
+	ck_assert_msg(notify_wait(fd, "WATCHDOG=1", 2000, got, sizeof(got)) == 0,
+	    "no WATCHDOG=1 while on time; got %s", got);
+	/* back-to-back 150 ms stalls: every tick up to 150 ms late, under
+	 * the 200 ms interval but over watchdog_lag_ms */
+	c = hb_connect(p->work_addr);
+	for (i = 0; i < 16; i++)
+		hb_sendf(c, "SUBMIT spin ms=150\n");
+	hb_expect(c, "OK ", HB_REPLY_MS);
+	/* let one more pat through that may have raced the first stall */
+	(void)notify_wait(fd, "WATCHDOG=1", 600, got, sizeof(got));
+	got[0] = '\0';
+	ck_assert_msg(notify_wait(fd, "WATCHDOG=1", 1200, got, sizeof(got)) != 0,
+	    "WATCHDOG=1 while every tick was late; got %s", got);
+	/* on time again: the pats come back */
+	ck_assert_msg(notify_wait(fd, "WATCHDOG=1", 6000, got, sizeof(got)) == 0,
+	    "no WATCHDOG=1 after the stalls; got %s", got);
+	hb_close(c);
 	close(fd);
 	unlink(path);
 	hb_free(p);
@@ -2373,6 +2448,8 @@ daemon_suite(void)
 	tcase_add_test(tc, test_socket_activation_serves_the_passed_listeners);
 	tcase_add_test(tc, test_socket_activation_of_work_alone_binds_the_rest);
 	tcase_add_test(tc, test_notify_socket_gets_ready_and_stopping);
+	tcase_add_test(tc, test_notify_status_and_fd_store_under_systemd);
+	tcase_add_test(tc, test_watchdog_is_withheld_while_ticks_are_late);
 	tcase_add_test(tc, test_watchdog_is_pinged_every_half_watchdog_usec);
 	suite_add_tcase(s, tc);
 
