@@ -87,15 +87,15 @@ usage(FILE *f)
 	fputs("usage: heartbeatctl [-H HOST:PORT] [-a TOKEN] [--json] COMMAND\n"
 	    "commands:\n", f);
 	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++) {
-		const struct ctl_cmd *cmd = &ctl_cmds[i];
+		const struct ctl_cmd *verb = &ctl_cmds[i];
 
-		snprintf(syn, sizeof(syn), "%s%s%s", cmd->name,
-		    *cmd->synopsis != '\0' ? " " : "", cmd->synopsis);
+		snprintf(syn, sizeof(syn), "%s%s%s", verb->name,
+		    *verb->synopsis != '\0' ? " " : "", verb->synopsis);
 		if (strlen(syn) < CTL_USAGE_COL)
-			fprintf(f, "  %-*s%s\n", CTL_USAGE_COL, syn, cmd->help);
+			fprintf(f, "  %-*s%s\n", CTL_USAGE_COL, syn, verb->help);
 		else
 			fprintf(f, "  %s\n  %-*s%s\n", syn, CTL_USAGE_COL, "",
-			    cmd->help);
+			    verb->help);
 	}
 	fputs("options:\n"
 	    "  -H, --host HOST:PORT   the daemon's work address (default $HEARTBEAT_HOST,\n"
@@ -346,26 +346,26 @@ cmd_watch(struct ctl_conn *c, char **args)
 
 /* Check a command's arguments before connecting; reports a usage error. */
 static int
-check_args(const struct ctl_cmd *cmd, char **args, int nargs)
+check_args(const struct ctl_cmd *verb, char **args, int nargs)
 {
 	uint64_t id;
 	int i;
 
-	if (nargs < cmd->minargs || (cmd->maxargs >= 0 && nargs > cmd->maxargs)) {
-		usage_error("%s: wrong number of arguments", cmd->name);
+	if (nargs < verb->minargs || (verb->maxargs >= 0 && nargs > verb->maxargs)) {
+		usage_error("%s: wrong number of arguments", verb->name);
 		return -1;
 	}
-	if (wait_mode && !cmd->wait) {
+	if (wait_mode && !verb->wait) {
 		usage_error("--wait goes with submit only");
 		return -1;
 	}
-	if (cmd->args == ARGS_ID) {
+	if (verb->args == ARGS_ID) {
 		if (parse_u64(args[0], 1, UINT64_MAX, &id) == -1) {
-			usage_error("%s: bad job id '%s'", cmd->name, args[0]);
+			usage_error("%s: bad job id '%s'", verb->name, args[0]);
 			return -1;
 		}
 	}
-	if (cmd->args == ARGS_SUBMIT) {
+	if (verb->args == ARGS_SUBMIT) {
 		if (!arg_is_token(args[0]) || strchr(args[0], '=') != NULL) {
 			usage_error("submit: bad kind '%s'", args[0]);
 			return -1;
@@ -410,7 +410,7 @@ main(int argc, char *argv[])
 		{ NULL,		0,			NULL,	0 }
 	};
 	struct ctl_conn *c;
-	const struct ctl_cmd *cmd = NULL;
+	const struct ctl_cmd *verb = NULL;
 	const char *host, *token;
 	char hostbuf[300], hbuf[256];
 	uint16_t port;
@@ -455,12 +455,12 @@ main(int argc, char *argv[])
 	}
 	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		if (strcmp(argv[optind], ctl_cmds[i].name) == 0)
-			cmd = &ctl_cmds[i];
-	if (cmd == NULL) {
+			verb = &ctl_cmds[i];
+	if (verb == NULL) {
 		usage_error("unknown command '%s'", argv[optind]);
 		return CTL_EXIT_USAGE;
 	}
-	if (check_args(cmd, argv + optind + 1, argc - optind - 1) == -1)
+	if (check_args(verb, argv + optind + 1, argc - optind - 1) == -1)
 		return CTL_EXIT_USAGE;
 	host = host_with_port(host, hostbuf, sizeof(hostbuf));
 	if (addr_split(host, hbuf, sizeof(hbuf), &port) == -1) {
@@ -483,7 +483,7 @@ main(int argc, char *argv[])
 	if (token != NULL && conn_auth(c, token) == -1)
 		status = CTL_EXIT_FAIL;
 	else
-		status = cmd->run(c, argv + optind + 1);
+		status = verb->run(c, argv + optind + 1);
 	conn_close(c);
 	free(c);
 	if (fflush(stdout) == EOF && status == CTL_EXIT_OK) {

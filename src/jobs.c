@@ -150,22 +150,30 @@ jobs_outcome_free(struct jobs_outcome *o)
 	free(o);
 }
 
+/* Forget the oldest outcomes of k beyond its limit. */
+static void
+jobs_trim(struct jobs *js, struct jobs_kept *k)
+{
+	struct jobs_outcome *gone;
+
+	while (k->n > k->max && (gone = TAILQ_FIRST(&k->list)) != NULL) {
+		TAILQ_REMOVE(&k->list, gone, entry);
+		k->n--;
+		idmap_del(js->outcomes, gone->id);
+		jobs_outcome_free(gone);
+	}
+}
+
 /* Keep o, forgetting the oldest of its kind beyond the limit. */
 static void
 jobs_keep(struct jobs *js, struct jobs_outcome *o)
 {
 	struct jobs_kept *k = o->detached ? &js->detached : &js->attached;
-	struct jobs_outcome *old;
 
 	TAILQ_INSERT_TAIL(&k->list, o, entry);
 	k->n++;
 	idmap_put(js->outcomes, o->id, o);
-	while (k->n > k->max && (old = TAILQ_FIRST(&k->list)) != NULL) {
-		TAILQ_REMOVE(&k->list, old, entry);
-		k->n--;
-		idmap_del(js->outcomes, old->id);
-		jobs_outcome_free(old);
-	}
+	jobs_trim(js, k);
 }
 
 /* The DONE or FAIL line of a kept outcome. */
@@ -319,18 +327,10 @@ fail:
 void
 jobs_reconfigure(struct jobs *js, const struct config *cfg)
 {
-	struct jobs_outcome *old;
-
 	js->job_max_ms = cfg->job_max_ms;
 	js->max_per_conn = cfg->max_jobs_per_conn;
 	js->detached.max = cfg->job_retention;
-	while (js->detached.n > js->detached.max &&
-	    (old = TAILQ_FIRST(&js->detached.list)) != NULL) {
-		TAILQ_REMOVE(&js->detached.list, old, entry);
-		js->detached.n--;
-		idmap_del(js->outcomes, old->id);
-		jobs_outcome_free(old);
-	}
+	jobs_trim(js, &js->detached);
 	if (js->pool != NULL)
 		pool_set_queue_max(js->pool, cfg->queue_max);
 }
