@@ -25,6 +25,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <strings.h>
@@ -1593,6 +1596,76 @@ START_TEST(test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start)
 }
 END_TEST
 
+/* Fill the filesystem of dir with one file; returns its path. */
+static void
+fill_disk(const char *path)
+{
+	static char block[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	close(fd);
+}
+
+START_TEST(test_full_disk_gives_unavailable_and_nothing_else_is_disturbed)
+{
+	char *dir, set[600], filler[700], *line;
+	struct hb_proc *p;
+	struct hb_conn *c;
+	uint64_t deadline;
+	int i, refused = 0;
+
+	/* a 1 MiB filesystem of our own, in a mount namespace of our own */
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		fprintf(stderr, "SKIP: no mount namespace here (%s)\n", strerror(errno));
+		return;
+	}
+	dir = state_dir_new();
+	ck_assert_msg(mount("tmpfs", dir, "tmpfs", 0, "size=1m") == 0,
+	    "mount tmpfs: %s", strerror(errno));
+	snprintf(set, sizeof(set), "state_dir=%s", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	p = hb_start("-s", set, NULL);
+	c = hb_connect(p->work_addr);
+	(void)submit(c, "primes n=10 detach=1");
+
+	fill_disk(filler);
+	for (i = 0; i < 400 && !refused; i++) {
+		hb_sendf(c, "SUBMIT primes n=10 detach=1\n");
+		line = hb_reply(c, "", HB_REPLY_MS);
+		if (strncmp(line, "ERR unavailable", 15) == 0)
+			refused = 1;
+		else
+			ck_assert_msg(strncmp(line, "OK ", 3) == 0, "SUBMIT: %s", line);
+	}
+	ck_assert_msg(refused, "a full disk never gave ERR unavailable");
+	hb_expect_log(p, 0, "level=error msg=journal-failed", HB_REPLY_MS);
+	/* attached work and everything else go on */
+	(void)submit(c, "primes n=10");
+	hb_request(c, "PING", "PONG");
+	hb_request(c, "STATS", "STATS ");
+
+	/* space again: detached SUBMITs are accepted again */
+	unlink(filler);
+	deadline = hb_now_ms() + 10000;
+	for (;;) {
+		hb_sendf(c, "SUBMIT primes n=10 detach=1\n");
+		line = hb_reply(c, "", HB_REPLY_MS);
+		if (strncmp(line, "OK ", 3) == 0)
+			break;
+		ck_assert_msg(hb_now_ms() < deadline, "still refused: %s", line);
+		pause_ms(100);
+	}
+	hb_close(c);
+	hb_free(p);
+	umount(dir);
+	state_dir_free(dir);
+}
+END_TEST
+
 START_TEST(test_corrupt_journal_is_moved_aside_and_work_goes_on)
 {
 	char *dir = state_dir_new(), set[600], path[600];
@@ -2388,6 +2461,7 @@ work_suite(void)
 	tcase_add_test(tc, test_journaled_jobs_survive_sigkill_with_exactly_one_outcome);
 	tcase_add_test(tc, test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start);
 	tcase_add_test(tc, test_corrupt_journal_is_moved_aside_and_work_goes_on);
+	tcase_add_test(tc, test_full_disk_gives_unavailable_and_nothing_else_is_disturbed);
 	tcase_add_test(tc, test_watch_heartbeats_show_busy_and_queued_jobs);
 	tcase_add_test(tc,
 	    test_stats_has_every_field_and_counters_follow_outcomes);
