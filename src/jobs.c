@@ -14,9 +14,11 @@
  *                  line to its connection (attached) and to every
  *                  connection WAITing for it, then frees it.
  *
- * Finished outcomes are kept in two FIFOs behind one id index: the last
- * JOBS_FINISHED_MAX attached jobs, and the last job_retention detached ones
- * (their result strings sized to fit, so memory follows the count).
+ * Finished outcomes are kept for STATUS and WAIT: the last
+ * JOBS_FINISHED_MAX attached ones in a fixed ring (nothing allocated per
+ * job on the hot path), the last job_retention detached ones in a FIFO
+ * behind an id index (their result strings sized to fit, so memory
+ * follows the count).
  *
  * Journal (state_dir set): a detached job is handed to the pool at once
  * and its "accepted" record to the journal thread; its "OK <id>" goes out
@@ -76,7 +78,7 @@ struct jobs_outcome {
 };
 TAILQ_HEAD(jobs_outcome_list, jobs_outcome);
 
-/* One FIFO of kept outcomes, oldest first. */
+/* The FIFO of kept detached outcomes, oldest first. */
 struct jobs_kept {
 	struct jobs_outcome_list list;
 	size_t n, max;
@@ -90,8 +92,12 @@ struct jobs {
 	struct idmap *by_id;		/* queued or running */
 	struct idmap *by_conn;		/* conn id -> struct jobs_conn */
 	struct idmap *outcomes;		/* id -> struct jobs_outcome */
-	struct jobs_kept attached;	/* JOBS_FINISHED_MAX */
-	struct jobs_kept detached;	/* job_retention */
+	struct jobs_kept detached;	/* job_retention, behind outcomes */
+	/* the last JOBS_FINISHED_MAX attached outcomes: a ring, no allocation
+	 * on the hot path; STATUS of a finished attached job scans it */
+	struct jobs_outcome ring[JOBS_FINISHED_MAX];
+	char ring_text[JOBS_FINISHED_MAX][JOB_RESULT_MAX];
+	size_t nring;			/* total ever; slot = n % MAX */
 	uint64_t next_id;
 	uint32_t job_max_ms;
 	uint32_t max_per_conn;
@@ -164,16 +170,27 @@ jobs_trim(struct jobs *js, struct jobs_kept *k)
 	}
 }
 
-/* Keep o, forgetting the oldest of its kind beyond the limit. */
+/* Keep a detached outcome, forgetting the oldest beyond job_retention. */
 static void
 jobs_keep(struct jobs *js, struct jobs_outcome *o)
 {
-	struct jobs_kept *k = o->detached ? &js->detached : &js->attached;
-
-	TAILQ_INSERT_TAIL(&k->list, o, entry);
-	k->n++;
+	TAILQ_INSERT_TAIL(&js->detached.list, o, entry);
+	js->detached.n++;
 	idmap_put(js->outcomes, o->id, o);
-	jobs_trim(js, k);
+	jobs_trim(js, &js->detached);
+}
+
+/* The kept outcome of job id, or NULL. */
+static const struct jobs_outcome *
+jobs_find_outcome(const struct jobs *js, uint64_t id)
+{
+	const struct jobs_outcome *o = idmap_get(js->outcomes, id);
+	size_t i, n = js->nring < JOBS_FINISHED_MAX ? js->nring : JOBS_FINISHED_MAX;
+
+	for (i = 0; o == NULL && i < n; i++)
+		if (js->ring[i].id == id)
+			o = &js->ring[i];
+	return o;
 }
 
 /* The DONE or FAIL line of a kept outcome. */
@@ -256,19 +273,33 @@ jobs_done(struct job *j, void *arg)
 	if (start != 0)
 		hist_add(js->run, j->t_end - start);
 
-	o = xcalloc(1, sizeof(*o));
+	if (j->args.detach) {
+		o = xcalloc(1, sizeof(*o));
+	} else {
+		size_t slot = js->nring++ % JOBS_FINISHED_MAX;
+
+		o = &js->ring[slot];
+		memset(o, 0, sizeof(*o));
+		o->text = js->ring_text[slot];
+		o->text[0] = '\0';
+	}
 	o->id = j->id;
 	o->kind = j->args.kind;
 	o->outcome = j->outcome;
 	o->progress = atomic_load(&j->progress);
 	o->detached = j->args.detach;
 	jobs_times(j, j->t_end, &o->queue_us, &o->run_us);
-	if (j->outcome == JOB_DONE || j->outcome == JOB_ERROR)
-		o->text = xstrdup(j->result);
+	if (j->outcome == JOB_DONE || j->outcome == JOB_ERROR) {
+		if (o->detached)
+			o->text = xstrdup(j->result);
+		else
+			snprintf(o->text, JOB_RESULT_MAX, "%s", j->result);
+	}
 	n = jobs_outcome_line(o, line, sizeof(line));
 	if (j->journaled > 0)
 		jobs_journal_finish(js, o);
-	jobs_keep(js, o);	/* may free o: do not use it below */
+	if (o->detached)
+		jobs_keep(js, o);	/* may free o: do not use it below */
 
 	if (j->conn_id != 0) {
 		if ((jc = jobs_conn_get(js, j->conn_id, 0)) != NULL) {
@@ -301,9 +332,7 @@ jobs_new(struct event_base *base, const struct config *cfg, int done_priority,
 	js->by_id = idmap_new();
 	js->by_conn = idmap_new();
 	js->outcomes = idmap_new();
-	TAILQ_INIT(&js->attached.list);
 	TAILQ_INIT(&js->detached.list);
-	js->attached.max = JOBS_FINISHED_MAX;
 	js->next_id = 1;
 	js->run = hist_new();
 	js->acks = idmap_new();
@@ -597,7 +626,7 @@ jobs_wait(struct jobs *js, uint64_t conn_id, uint64_t id)
 		jobs_conn_get(js, conn_id, 1)->waits++;
 		return 0;
 	}
-	if ((o = idmap_get(js->outcomes, id)) == NULL)
+	if ((o = jobs_find_outcome(js, id)) == NULL)
 		return -1;
 	jobs_send(js, conn_id, line, jobs_outcome_line(o, line, sizeof(line)));
 	return 0;
@@ -639,7 +668,7 @@ jobs_info(const struct jobs *js, uint64_t id, struct proto_job *out)
 		jobs_live_info(j, out);
 		return 0;
 	}
-	if ((o = idmap_get(js->outcomes, id)) == NULL)
+	if ((o = jobs_find_outcome(js, id)) == NULL)
 		return -1;
 	memset(out, 0, sizeof(*out));
 	out->id = id;
@@ -784,9 +813,7 @@ jobs_free_entry(uint64_t id, void *p, void *arg)
 void
 jobs_free(struct jobs *js)
 {
-	struct jobs_kept *kept[2];
 	struct jobs_outcome *o;
-	size_t i;
 
 	if (js == NULL)
 		return;
@@ -799,13 +826,10 @@ jobs_free(struct jobs *js)
 		journal_close(js->journal);
 	idmap_foreach(js->acks, jobs_free_entry, NULL);
 	idmap_free(js->acks);
-	kept[0] = &js->attached;
-	kept[1] = &js->detached;
-	for (i = 0; i < 2; i++)
-		while ((o = TAILQ_FIRST(&kept[i]->list)) != NULL) {
-			TAILQ_REMOVE(&kept[i]->list, o, entry);
-			jobs_outcome_free(o);
-		}
+	while ((o = TAILQ_FIRST(&js->detached.list)) != NULL) {
+		TAILQ_REMOVE(&js->detached.list, o, entry);
+		jobs_outcome_free(o);
+	}
 	idmap_free(js->by_id);
 	idmap_free(js->by_conn);
 	idmap_free(js->outcomes);
