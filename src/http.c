@@ -190,10 +190,14 @@ http_conn_written(struct bufferevent *bev, void *arg)
 static void
 http_conn_event(struct bufferevent *bev, short what, void *arg)
 {
+	struct http_conn *c = arg;
+
 	(void)bev;
-	(void)what;
+	/* a client that half-closed after its request still gets the reply */
+	if ((what & BEV_EVENT_EOF) && c->replied)
+		return;
 	/* EOF before a whole request, or an error: nothing more to say */
-	http_conn_close(arg);
+	http_conn_close(c);
 }
 
 static void
