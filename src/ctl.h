@@ -61,15 +61,18 @@ struct ctl_pending {
 	size_t		 head, n;
 };
 
-/* One PEER line, owned: line holds the storage name and fields point into. */
-struct ctl_peer {
+/*
+ * One "VERB <key> k=v ..." line of a listing (PEER, JOB), owned: line
+ * holds the storage key and fields point into.
+ */
+struct ctl_rec {
 	char			*line;
-	const char		*name;
+	const char		*key;		/* peer name, job id */
 	struct ctl_fields	 f;
 };
 
-struct ctl_peers {
-	struct ctl_peer	*v;
+struct ctl_recs {
+	struct ctl_rec	*v;
 	size_t		 n, cap;
 };
 
@@ -97,6 +100,10 @@ char		*reply_expect(char *, const char *);
 void		 pending_push(struct ctl_pending *, enum ctl_req);
 int		 pending_pop(struct ctl_pending *, enum ctl_req *);
 void		 fields_split(struct ctl_fields *, char *);
+void		 recs_add(struct ctl_recs *, const char *);
+int		 recs_read(struct ctl_conn *, const char *, struct ctl_recs *);
+void		 recs_clear(struct ctl_recs *);
+void		 recs_free(struct ctl_recs *);
 char		*fields_get(const struct ctl_fields *, const char *);
 uint64_t	 fields_u64(const struct ctl_fields *, const char *);
 
@@ -138,9 +145,7 @@ int		 wait_run(struct ctl_conn *, const char *, const char *);
 int		 wait_id_run(struct ctl_conn *, const char *);
 
 /* ctl_watch.c */
-int		 peers_read(struct ctl_conn *, struct ctl_peers *);
-void		 peers_clear(struct ctl_peers *);
-void		 peers_table(const struct ctl_peers *, size_t, int,
+void		 peers_table(const struct ctl_recs *, size_t, int,
 		    void (*)(const char *, void *), void *);
 int		 watch_run(struct ctl_conn *);
 

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -452,4 +453,59 @@ fields_u64(const struct ctl_fields *f, const char *key)
 	if (v == NULL || parse_u64(v, 0, UINT64_MAX, &n) == -1)
 		return 0;
 	return n;
+}
+
+/* Add one listing line (the part after the verb) to rs. */
+void
+recs_add(struct ctl_recs *rs, const char *rest)
+{
+	struct ctl_rec *r;
+	char *p;
+
+	if (rs->n == rs->cap) {
+		rs->cap = rs->cap ? rs->cap * 2 : 16;
+		rs->v = xrealloc(rs->v, rs->cap * sizeof(*rs->v));
+	}
+	r = &rs->v[rs->n++];
+	r->line = xstrdup(rest);
+	p = r->line;
+	r->key = proto_token(&p);
+	fields_split(&r->f, p);
+}
+
+/* Read "verb ..." lines until END into rs; reports failures. */
+int
+recs_read(struct ctl_conn *c, const char *verb, struct ctl_recs *rs)
+{
+	char *line, *p;
+
+	for (;;) {
+		if (conn_reply(c, &line) == -1)
+			return -1;
+		if (strcasecmp(line, "END") == 0)
+			return 0;
+		if ((p = reply_expect(line, verb)) == NULL)
+			return -1;
+		recs_add(rs, p);
+	}
+}
+
+/* Free the lines in rs, keeping its array for reuse. */
+void
+recs_clear(struct ctl_recs *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		free(rs->v[i].line);
+	rs->n = 0;
+}
+
+void
+recs_free(struct ctl_recs *rs)
+{
+	recs_clear(rs);
+	free(rs->v);
+	rs->v = NULL;
+	rs->cap = 0;
 }

@@ -19,68 +19,11 @@
 #define JOBS_COLS		7	/* columns of the jobs table */
 #define JOB_LINES_MAX		(CTL_FIELDS_MAX + 8)	/* status lines */
 
-/* One JOB line, owned: line holds the storage id and fields point into. */
-struct ctl_job {
-	char			*line;
-	const char		*id;
-	struct ctl_fields	 f;
-};
-
-struct ctl_jobs {
-	struct ctl_job	*v;
-	size_t		 n, cap;
-};
-
 /* The fields a status view names itself; others are shown as sent. */
 static const char *const job_known[] = {
 	"kind", "state", "progress", "queue_us", "run_us", "detached",
 	"result", "reason", "detail", NULL
 };
-
-/* Add one JOB line (the part after the verb) to js. */
-static void
-jobs_add(struct ctl_jobs *js, const char *rest)
-{
-	struct ctl_job *j;
-	char *p;
-
-	if (js->n == js->cap) {
-		js->cap = js->cap ? js->cap * 2 : 16;
-		js->v = xrealloc(js->v, js->cap * sizeof(*js->v));
-	}
-	j = &js->v[js->n++];
-	j->line = xstrdup(rest);
-	p = j->line;
-	j->id = proto_token(&p);
-	fields_split(&j->f, p);
-}
-
-static void
-jobs_free(struct ctl_jobs *js)
-{
-	size_t i;
-
-	for (i = 0; i < js->n; i++)
-		free(js->v[i].line);
-	free(js->v);
-}
-
-/* Read JOB lines until END into js; reports failures. */
-static int
-jobs_read(struct ctl_conn *c, struct ctl_jobs *js)
-{
-	char *line, *p;
-
-	for (;;) {
-		if (conn_reply(c, &line) == -1)
-			return -1;
-		if (strcasecmp(line, "END") == 0)
-			return 0;
-		if ((p = reply_expect(line, "JOB")) == NULL)
-			return -1;
-		jobs_add(js, p);
-	}
-}
 
 /* A field, or "-" when the daemon left it out. */
 static const char *
@@ -93,13 +36,13 @@ field_or_dash(const struct ctl_fields *f, const char *key)
 
 /* The cells of one jobs-table row; buf holds the formatted ones. */
 static void
-job_cells(const struct ctl_job *j, const char *cell[JOBS_COLS],
+job_cells(const struct ctl_rec *j, const char *cell[JOBS_COLS],
     char buf[3][32])
 {
 	const char *state = field_or_dash(&j->f, "state");
 	const char *d = fields_get(&j->f, "detached");
 
-	cell[0] = j->id;
+	cell[0] = j->key;
 	cell[1] = field_or_dash(&j->f, "kind");
 	cell[2] = state;
 	snprintf(buf[0], 32, "%llu%%",
@@ -113,7 +56,7 @@ job_cells(const struct ctl_job *j, const char *cell[JOBS_COLS],
 
 /* The table: text left-aligned, numbers right-aligned. */
 static void
-jobs_table(const struct ctl_jobs *js)
+jobs_table(const struct ctl_recs *js)
 {
 	static const char *head[JOBS_COLS] = { "ID", "KIND", "STATE",
 	    "PROGRESS", "QUEUED", "RUNNING", "DETACHED" };
@@ -149,12 +92,12 @@ jobs_table(const struct ctl_jobs *js)
 int
 jobs_run(struct ctl_conn *c)
 {
-	struct ctl_jobs js = { NULL, 0, 0 };
+	struct ctl_recs js = { NULL, 0, 0 };
 	struct json_obj o;
 	size_t i;
 	int status = CTL_EXIT_FAIL;
 
-	if (conn_send(c, "JOBS") == -1 || jobs_read(c, &js) == -1)
+	if (conn_send(c, "JOBS") == -1 || recs_read(c, "JOB", &js) == -1)
 		goto done;
 	if (json_mode) {
 		fputs("{\"jobs\":[", stdout);
@@ -162,7 +105,7 @@ jobs_run(struct ctl_conn *c)
 			if (i > 0)
 				fputc(',', stdout);
 			jo_begin(&o, stdout);
-			jo_val(&o, "id", js.v[i].id);
+			jo_val(&o, "id", js.v[i].key);
 			jo_fields(&o, &js.v[i].f);
 			jo_end(&o);
 		}
@@ -174,7 +117,7 @@ jobs_run(struct ctl_conn *c)
 	}
 	status = CTL_EXIT_OK;
 done:
-	jobs_free(&js);
+	recs_free(&js);
 	return status;
 }
 

@@ -30,59 +30,14 @@
 #define WATCH_HEAD_LINES	7	/* watch view lines above the peers */
 
 /* Add one PEER line (the part after the verb) to ps. */
-static void
-peers_add(struct ctl_peers *ps, const char *rest)
-{
-	struct ctl_peer *pe;
-	char *p;
-
-	if (ps->n == ps->cap) {
-		ps->cap = ps->cap ? ps->cap * 2 : 8;
-		ps->v = xrealloc(ps->v, ps->cap * sizeof(*ps->v));
-	}
-	pe = &ps->v[ps->n++];
-	pe->line = xstrdup(rest);
-	p = pe->line;
-	pe->name = proto_token(&p);
-	fields_split(&pe->f, p);
-}
-
-/* Free the lines in ps, keeping its array for reuse. */
-void
-peers_clear(struct ctl_peers *ps)
-{
-	size_t i;
-
-	for (i = 0; i < ps->n; i++)
-		free(ps->v[i].line);
-	ps->n = 0;
-}
-
-/* Read PEER lines until END into ps; reports failures. */
-int
-peers_read(struct ctl_conn *c, struct ctl_peers *ps)
-{
-	char *line, *p;
-
-	for (;;) {
-		if (conn_reply(c, &line) == -1)
-			return -1;
-		if (strcasecmp(line, "END") == 0)
-			return 0;
-		if ((p = reply_expect(line, "PEER")) == NULL)
-			return -1;
-		peers_add(ps, p);
-	}
-}
-
 /* The cells of one peers-table row, as people read them. */
 static void
-peer_cells(const struct ctl_peer *pe, const char *cell[5], char rtt[32],
+peer_cells(const struct ctl_rec *pe, const char *cell[5], char rtt[32],
     char ack[32])
 {
 	const char *r = fields_get(&pe->f, "rtt_us");
 
-	cell[0] = pe->name;
+	cell[0] = pe->key;
 	cell[1] = fields_get(&pe->f, "addr");
 	cell[2] = fields_get(&pe->f, "state");
 	cell[3] = r != NULL && strcmp(r, "0") == 0 ? "-" : fmt_us(rtt, 32, r);
@@ -112,7 +67,7 @@ peer_state_color(const char *state)
  * Calls put(line, arg) for each line.
  */
 void
-peers_table(const struct ctl_peers *ps, size_t max, int color,
+peers_table(const struct ctl_recs *ps, size_t max, int color,
     void (*put)(const char *, void *), void *arg)
 {
 	static const char *head[5] = { "NAME", "ADDR", "STATE", "RTT", "LAST_ACK" };
@@ -158,7 +113,7 @@ struct watch {
 	size_t			 nlag, lag_next;
 	int			 have_hb;
 	uint64_t		 seq, lag_us, busy, queued, peers_up;
-	struct ctl_peers	 peers, next;		/* shown, being read */
+	struct ctl_recs	 peers, next;		/* shown, being read */
 	int			 have_peers;
 	int			 lines;			/* drawn last time */
 	int			 cols, rows;
@@ -388,7 +343,7 @@ watch_live(struct ctl_conn *c, struct watch *w)
 			}
 			pending_push(&q, REQ_PEERS);
 			peers_out = 1;
-			peers_clear(&w->next);
+			recs_clear(&w->next);
 		}
 		if (dirty && now >= last_draw + CTL_REDRAW_MS * HB_NS_PER_MS) {
 			if (watch_draw(w) == -1) {
@@ -429,10 +384,10 @@ watch_live(struct ctl_conn *c, struct watch *w)
 			watch_heartbeat(w, p);
 			dirty = 1;
 		} else if (strcasecmp(verb, "PEER") == 0) {
-			peers_add(&w->next, p);
+			recs_add(&w->next, p);
 		} else if (pending_pop(&q, &req) == 0 && req == REQ_PEERS) {
 			/* END, or an ERR: the PEERS reply is complete */
-			struct ctl_peers t = w->peers;
+			struct ctl_recs t = w->peers;
 
 			w->peers = w->next;
 			w->next = t;
@@ -476,8 +431,8 @@ watch_run(struct ctl_conn *c)
 	w.utf8 = term_utf8();
 	w.color = getenv("NO_COLOR") == NULL;
 	status = watch_live(c, &w);
-	peers_clear(&w.peers);
-	peers_clear(&w.next);
+	recs_clear(&w.peers);
+	recs_clear(&w.next);
 	free(w.peers.v);
 	free(w.next.v);
 	return status;

@@ -189,14 +189,14 @@ cmd_stats(struct ctl_conn *c, char **args)
 static int
 cmd_peers(struct ctl_conn *c, char **args)
 {
-	struct ctl_peers ps = { NULL, 0, 0 };
+	struct ctl_recs ps = { NULL, 0, 0 };
 	struct json_obj o;
 	size_t i;
 	int status = CTL_EXIT_FAIL;
 
 	(void)args;
 
-	if (conn_send(c, "PEERS") == -1 || peers_read(c, &ps) == -1)
+	if (conn_send(c, "PEERS") == -1 || recs_read(c, "PEER", &ps) == -1)
 		goto done;
 	if (json_mode) {
 		fputs("{\"peers\":[", stdout);
@@ -204,7 +204,7 @@ cmd_peers(struct ctl_conn *c, char **args)
 			if (i > 0)
 				fputc(',', stdout);
 			jo_begin(&o, stdout);
-			jo_str(&o, "name", ps.v[i].name);
+			jo_str(&o, "name", ps.v[i].key);
 			jo_fields(&o, &ps.v[i].f);
 			jo_end(&o);
 		}
@@ -216,7 +216,7 @@ cmd_peers(struct ctl_conn *c, char **args)
 	}
 	status = CTL_EXIT_OK;
 done:
-	peers_clear(&ps);
+	recs_free(&ps);
 	free(ps.v);
 	return status;
 }
