@@ -88,7 +88,7 @@ struct daemon {
 	struct tick *tick;
 
 	struct peer_info *peer_buf;	/* the peers of the last snapshot */
-	size_t npeer_buf;		/* entries filled */
+	size_t npeer_buf, peer_cap;	/* entries filled, allocated */
 	uint64_t log_ns;		/* heartbeat_log_ms, 0 = no line */
 	uint64_t next_log_ns;
 
@@ -129,7 +129,6 @@ daemon_peer_copy(const struct peer_info *pi, void *arg)
 static void
 daemon_status(struct daemon *d, struct hb_status *st)
 {
-	static struct peer_info none;
 	struct tick_stats ts;
 	uint64_t now = now_ns();
 	size_t n;
@@ -153,13 +152,15 @@ daemon_status(struct daemon *d, struct hb_status *st)
 	jobs_status(d->jobs, now, st);
 	work_status(d->work, st);
 
-	n = peers_count(d->peers);
-	d->peer_buf = xrealloc(d->peer_buf, (n > 0 ? n : 1) * sizeof(*d->peer_buf));
+	if ((n = peers_count(d->peers)) > d->peer_cap) {
+		d->peer_buf = xrealloc(d->peer_buf, n * sizeof(*d->peer_buf));
+		d->peer_cap = n;
+	}
 	d->npeer_buf = 0;
 	peers_foreach(d->peers, daemon_peer_copy, d);
 	st->npeers = (unsigned)d->npeer_buf;
 	st->peers_up = peers_up(d->peers);
-	st->peers = st->npeers > 0 ? d->peer_buf : &none;
+	st->peers = d->peer_buf;
 }
 
 /* work and http ask through this. */
