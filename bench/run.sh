@@ -345,10 +345,12 @@ function get(key,    i, eq) {	# the value of key= on this line
 BEGIN {
 	printf "heartbeat lateness (10 ms interval) while %d clients connect " \
 	    "at once, each PING -> PONG; %d rounds\n", n, rounds
-	hdr = "%-12s %-8s %8s %8s %6s %8s %5s %6s %8s %8s %8s %8s %8s\n"
-	printf hdr, "daemon", "window", "accepted", "pongs", "failed",
-	    "served", "HB", "missed", "late p50", "late p99", "late max",
-	    "lag max", "transit"
+	hdr = "%-10s %-7s %6s %6s %4s %7s %4s %3s %7s %7s %7s %7s %7s %7s %7s %5s\n"
+	printf hdr, "", "", "", "", "", "", "", "", "peer", "peer", "peer",
+	    "own", "own", "own", "", ""
+	printf hdr, "daemon", "window", "accept", "pongs", "fail", "served",
+	    "HB", "mis", "p50", "p99", "max", "p50", "p99", "max", "transit",
+	    "drops"
 }
 $1 == "daemon" { name = substr($2, 6); next }
 $1 == "note" { printf "%-12s (%s)\n", name, substr($2, 6); next }
@@ -362,16 +364,20 @@ $1 == "quiet" || $1 == "burst" || $1 == "close" || $1 == "burst_all" ||
 	    get("pongs"), get("failed"),
 	    get("serve_us") == "" ? "" : t(get("serve_us")), get("hb"),
 	    get("missed"), t(get("gap_p50_us")), t(get("gap_p99_us")),
-	    t(get("gap_max_us")), t(get("lag_max_us")),
-	    t(get("transit_max_us"))
+	    t(get("gap_max_us")), t(get("lag_p50_us")), t(get("lag_p99_us")),
+	    t(get("lag_max_us")), t(get("transit_max_us")), get("drops")
 }
 END {
-	print "\nlate: how much longer than 10 ms the peer waited for each HB" \
-	    " (kernel receive stamps);"
-	print "lag max: the daemon'"'"'s own worst tick (lag_us on its HBs);" \
-	    " transit: worst time from the"
-	print "HB'"'"'s send stamp to its arrival. served: first connect to " \
-	    "last PONG."
+	print "\npeer: how much longer than 10 ms the peer waited for each HB " \
+	    "(kernel receive stamps)"
+	print "own: the daemon'"'"'s own tick lateness against its schedule " \
+	    "(lag_us on its HBs)"
+	print "transit: worst time from an HB'"'"'s send stamp to its arrival; " \
+	    "drops: packets the"
+	print "kernel dropped from its input backlog (netdev_max_backlog) in " \
+	    "the window; served:"
+	print "first connect to last PONG; mis: ticks the daemon swallowed " \
+	    "(missed=)"
 }' $files
 	exit 0
 fi
