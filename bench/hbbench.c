@@ -27,6 +27,12 @@
  *  rtt     one connection, one no-op job at a time, -n jobs: the time from
  *          writing the SUBMIT line to reading its DONE line.
  *
+ * With -f FLOOR, the loaded window also runs the bare-timer floor
+ * (bench/floor.c: a clock_nanosleep loop on the same interval, with -S ns of
+ * timer slack, as the daemon's loop) for the same -d seconds, and passes on
+ * its "floor ..." line: how late a timer that does nothing else wakes under
+ * the same load, to read the daemon's lateness against.
+ *
  * Lateness is reported two ways (report_lateness):
  *
  *  gap     how much longer than one interval the peer waited for each HB
@@ -41,6 +47,10 @@
  *          ticks skipped without a sequence number, so it grows with the
  *          window and a slowly drifting daemon looks worse than one that
  *          stalls now and then.
+ *  lag     the daemon's own lateness of each tick against its fixed
+ *          schedule, from the "lag_us=N" on its HB lines (heartbeatd's; the
+ *          anchors send none, and then no lag_* figures are printed). It is
+ *          taken the way floor.c takes its own.
  *
  * Results go to stdout, one line per measurement, as key=value pairs with
  * times in microseconds, for bench/run.sh to tabulate; progress and problems
@@ -49,6 +59,7 @@
 
 #define _GNU_SOURCE
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -102,6 +113,8 @@ struct arrival {
 	uint64_t	 seq;
 	uint64_t	 t;		/* CLOCK_MONOTONIC, ns: kernel stamp */
 	uint64_t	 tu;		/* ... when hbbench read it */
+	uint64_t	 lag_us;	/* the HB's lag_us=N, if it has one */
+	int		 has_lag;
 	int		 link;
 };
 
@@ -113,6 +126,8 @@ static unsigned		 idle_s = 3, loaded_s = 10, tput_s = 5;
 static unsigned		 nclients = 4, outstanding = 4, spin_ms = 50;
 static unsigned		 batch = 256, rtt_jobs = 2000;
 static const char	*raw_path;
+static const char	*floor_path;
+static unsigned		 slack_ns = 1000;
 
 /* State shared by the loop and the phases. */
 static struct conn	*conns[MAX_CONNS];
@@ -136,6 +151,7 @@ usage(void)
 	    "[-T s]\n"
 	    "               [-c conns] [-o jobs] [-m ms] [-b batch] [-n jobs] "
 	    "[-r file]\n"
+	    "               [-f floor] [-S ns]\n"
 	    "               [idle] [loaded] [tput] [rtt]\n"
 	    "  -w  the daemon's work address; \"-\": print peer_port=N, then "
 	    "read it\n"
@@ -149,6 +165,10 @@ usage(void)
 	    "jobs (2000)\n"
 	    "  -r  write every HB to file: link seq arrival_ns read_ns "
 	    "(monotonic)\n"
+	    "  -f  run this bare-timer floor (bench/floor.c) during the loaded "
+	    "window\n"
+	    "  -S  the floor's timer slack, ns (1000, as the daemon's "
+	    "timer_slack_ns)\n"
 	    "Without measurements named, all four run.\n");
 	exit(2);
 }
@@ -382,7 +402,7 @@ submit(struct conn *c, unsigned n, unsigned ms)
 static int
 peer_line(struct conn *c, char *line, uint64_t t, uint64_t tu)
 {
-	char reply[128], *verb, *seq, *ts, *save;
+	char reply[128], *verb, *seq, *ts, *save, *tok;
 	int n;
 
 	if ((verb = strtok_r(line, " \t", &save)) == NULL)
@@ -407,6 +427,12 @@ peer_line(struct conn *c, char *line, uint64_t t, uint64_t tu)
 	arrivals[narrivals].t = t;
 	arrivals[narrivals].tu = tu;
 	arrivals[narrivals].link = c->link;
+	arrivals[narrivals].has_lag = 0;
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL)
+		if (strncmp(tok, "lag_us=", 7) == 0) {
+			arrivals[narrivals].lag_us = strtoull(tok + 7, NULL, 10);
+			arrivals[narrivals].has_lag = 1;
+		}
 	narrivals++;
 	return 0;
 }
@@ -698,12 +724,16 @@ static void
 report_lateness(const char *name, size_t from, size_t to, uint64_t t0,
     uint64_t t1)
 {
-	uint64_t *gap, *sched, *rd, phase, missed = 0, d;
-	size_t i, j, start, ngap = 0, n = 0;
+	uint64_t *gap, *sched, *rd, *lag, phase, missed = 0, d;
+	size_t i, j, start, ngap = 0, n = 0, nlag = 0;
 
 	gap = xrealloc(NULL, (to - from + 1) * sizeof(*gap));
 	sched = xrealloc(NULL, (to - from + 1) * sizeof(*sched));
 	rd = xrealloc(NULL, (to - from + 1) * sizeof(*rd));
+	lag = xrealloc(NULL, (to - from + 1) * sizeof(*lag));
+	for (i = from; i < to; i++)
+		if (arrivals[i].has_lag)
+			lag[nlag++] = arrivals[i].lag_us * NS_PER_US;
 	for (i = from; i < to; i++)
 		rd[i - from] = arrivals[i].tu > arrivals[i].t ?
 		    arrivals[i].tu - arrivals[i].t : 0;
@@ -732,28 +762,94 @@ report_lateness(const char *name, size_t from, size_t to, uint64_t t0,
 	qsort(gap, ngap, sizeof(*gap), cmp_u64);
 	qsort(sched, n, sizeof(*sched), cmp_u64);
 	qsort(rd, to - from, sizeof(*rd), cmp_u64);
+	qsort(lag, nlag, sizeof(*lag), cmp_u64);
 	printf("%s hb=%zu hb_per_s=%.1f missed=%" PRIu64 " gap_p50_us=%"
 	    PRIu64 " gap_p99_us=%" PRIu64 " gap_max_us=%" PRIu64
 	    " sched_p50_us=%" PRIu64 " sched_p99_us=%" PRIu64
 	    " sched_max_us=%" PRIu64 " read_p99_us=%" PRIu64 " read_max_us=%"
-	    PRIu64 "\n", name, n,
+	    PRIu64, name, n,
 	    t1 > t0 ? (double)n * NS_PER_S / (double)(t1 - t0) : 0.0, missed,
 	    pct_us(gap, ngap, 50), pct_us(gap, ngap, 99),
 	    ngap ? gap[ngap - 1] / NS_PER_US : 0,
 	    pct_us(sched, n, 50), pct_us(sched, n, 99),
 	    n ? sched[n - 1] / NS_PER_US : 0, pct_us(rd, to - from, 99),
 	    to > from ? rd[to - from - 1] / NS_PER_US : 0);
+	if (nlag > 0)
+		printf(" lag_p50_us=%" PRIu64 " lag_p99_us=%" PRIu64
+		    " lag_max_us=%" PRIu64, pct_us(lag, nlag, 50),
+		    pct_us(lag, nlag, 99), lag[nlag - 1] / NS_PER_US);
+	printf("\n");
 	fflush(stdout);
+	free(lag);
 	free(gap);
 	free(sched);
 	free(rd);
 }
 
+/* Start the floor for the loaded window; its line goes to our stdout. */
+static pid_t
+floor_start(void)
+{
+	char iv[32], dur[32], sl[32];
+	pid_t pid;
+
+	snprintf(iv, sizeof(iv), "%" PRIu64, interval_ns / NS_PER_MS);
+	snprintf(dur, sizeof(dur), "%u", loaded_s);
+	snprintf(sl, sizeof(sl), "%u", slack_ns);
+	fflush(stdout);
+	if ((pid = fork()) < 0) {
+		note("fork: %s; no floor", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		execl(floor_path, "floor", "-I", iv, "-d", dur, "-s", sl,
+		    (char *)NULL);
+		note("%s: %s", floor_path, strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+static int floor_exited;
+static pid_t floor_pid = -1;
+
+static int
+floor_done(void)
+{
+	int st;
+
+	if (!floor_exited && waitpid(floor_pid, &st, WNOHANG) == floor_pid)
+		floor_exited = 1;
+	return floor_exited;
+}
+
+/* Wait for the floor (serving the peer meanwhile), at most 3 s. */
+static void
+floor_wait(void)
+{
+	uint64_t limit = now_ns() + 3 * NS_PER_S;
+
+	if (floor_pid < 0)
+		return;
+	floor_exited = 0;
+	while (!floor_done() && now_ns() < limit)
+		run_until(now_ns() + 20 * NS_PER_MS, NULL);
+	if (!floor_exited) {
+		note("the floor did not end; stopping it");
+		kill(floor_pid, SIGTERM);
+		run_until(now_ns() + 500 * NS_PER_MS, NULL);
+		if (!floor_done())
+			kill(floor_pid, SIGKILL);
+		waitpid(floor_pid, NULL, 0);
+	}
+	floor_pid = -1;
+}
+
 static void
 phase_loaded(void)
 {
-	uint64_t done0 = n_done, t0;
-	size_t from;
+	uint64_t done0 = n_done, t0, t1;
+	size_t from, to;
 	unsigned i;
 
 	from = narrivals;
@@ -762,9 +858,15 @@ phase_loaded(void)
 	for (i = 0; i < nclients; i++)
 		if (submit(work_connect(R_LOAD), outstanding, spin_ms) < 0)
 			broken = 1;
+	if (floor_path != NULL)
+		floor_pid = floor_start();
 	run_until(t0 + loaded_s * NS_PER_S, NULL);
+	t1 = now_ns();
+	to = narrivals;
+	/* the floor's last sleep ends with the window; the load goes on */
+	floor_wait();
 	loading = 0;
-	report_lateness("loaded", from, narrivals, t0, now_ns());
+	report_lateness("loaded", from, to, t0, t1);
 	printf("loaded_jobs done=%" PRIu64 " seconds=%u\n", n_done - done0,
 	    loaded_s);
 	/* Let the outstanding jobs finish, so the next phase finds the pool
@@ -845,7 +947,8 @@ main(int argc, char **argv)
 	uint64_t t0;
 	size_t from;
 
-	while ((ch = getopt(argc, argv, "w:p:I:i:d:T:c:o:m:b:n:r:h")) != -1) {
+	while ((ch = getopt(argc, argv, "w:p:I:i:d:T:c:o:m:b:n:r:f:S:h")) !=
+	    -1) {
 		switch (ch) {
 		case 'w':
 			work_addr = optarg;
@@ -882,6 +985,12 @@ main(int argc, char **argv)
 			break;
 		case 'r':
 			raw_path = optarg;
+			break;
+		case 'f':
+			floor_path = optarg;
+			break;
+		case 'S':
+			slack_ns = number(optarg, 1, 50000000);
 			break;
 		default:
 			usage();

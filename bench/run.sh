@@ -2,6 +2,7 @@
 # bench/run.sh - heartbeatd and its three anchors, side by side in one run.
 #
 #   bench/run.sh [--quick] [DAEMON...]
+#   bench/run.sh burst [DAEMON...]
 #
 # Builds bench/hbbench.c and the C anchors of shared/anchors into a temporary
 # directory, then for each daemon (heartbeatd, uv_daemon, inline_daemon,
@@ -14,8 +15,15 @@
 #    jobs/s, round trip (see hbbench.c and bench/README.md);
 #  - reads its peak RSS (VmHWM) and stops it with SIGTERM (SIGKILL after
 #    10 s).
-# Then prints one table and the ratios of heartbeatd to each anchor. Figures
-# only: nothing is asserted.
+# During each loaded window it also runs bench/floor.c, a bare
+# clock_nanosleep loop on the same schedule and timer slack, and prints each
+# daemon's lateness against that floor. Then prints one table and the ratios
+# of heartbeatd to each anchor. Figures only: nothing is asserted.
+#
+# "burst" instead measures heartbeat lateness while 10,000 clients connect at
+# once and each sends PING and reads PONG (bench/burst.c), heartbeatd only
+# unless daemons are named; the fd limit is raised to the hard limit for it
+# and heartbeatd gets -s max_connections=20000.
 #
 #   --quick       shorter windows (2 s idle, 3 s loaded, 2 s jobs/s, 1000
 #                 round trips) instead of 3 s, 10 s, 5 s, 2000
@@ -23,13 +31,17 @@
 #   ANCHORS       where the anchors' sources are (default ../shared/anchors
 #                 beside the source tree)
 #   BENCH_KEEP=1  keep the temporary directory (logs, raw HB arrivals)
+#   SLACK_NS      timer slack of heartbeatd's loop and of the floor (1000)
+#   BURST_CLIENTS clients per burst (10000)   BURST_ROUNDS  bursts (3)
 #
 # A daemon that is missing or does not come up is skipped with a note.
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 idle_s=3 loaded_s=10 tput_s=5 rtt_n=2000
-daemons=
+daemons='' mode=table
+slack_ns=${SLACK_NS:-1000}
+burst_n=${BURST_CLIENTS:-10000} burst_rounds=${BURST_ROUNDS:-3} burst_limit=30
 
 say() { printf '%s\n' "bench: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -37,13 +49,20 @@ die() { say "$*"; exit 1; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) idle_s=2 loaded_s=3 tput_s=2 rtt_n=1000 ;;
+	burst) mode=burst ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	heartbeatd|uv_daemon|inline_daemon|seed_asyncio.py) daemons="$daemons $1" ;;
 	*) die "unknown argument: $1 (try --help)" ;;
 	esac
 	shift
 done
-[ -n "$daemons" ] || daemons="heartbeatd uv_daemon inline_daemon seed_asyncio.py"
+if [ -z "$daemons" ]; then
+	if [ "$mode" = burst ]; then
+		daemons=heartbeatd
+	else
+		daemons="heartbeatd uv_daemon inline_daemon seed_asyncio.py"
+	fi
+fi
 
 heartbeatd=${HEARTBEATD:-$top/build/src/heartbeatd}
 anchors=${ANCHORS:-}
@@ -95,9 +114,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "building hbbench and the anchors in $tmp"
-cc -O2 -Wall -Wextra -o "$tmp/hbbench" "$top/bench/hbbench.c" ||
-	die "hbbench does not build"
+say "building hbbench, floor, burst and the anchors in $tmp"
+for p in hbbench floor burst; do
+	cc -std=c11 -O2 -Wall -Wextra -Wshadow -Wmissing-prototypes \
+		-Wstrict-prototypes -o "$tmp/$p" "$top/bench/$p.c" ||
+		die "$p does not build"
+done
 # shellcheck disable=SC2046
 cc -O2 -o "$tmp/uv_daemon" "$anchors/uv_daemon.c" \
 	$(pkg-config --libs libuv) -lcrypto || say "uv_daemon does not build"
@@ -110,7 +132,24 @@ cc -O2 -o "$tmp/inline_daemon" "$anchors/inline_daemon.c" \
 
 # Seconds hbbench needs at most: waits for the first HB (10), settles (0.5),
 # measures, drains after the load and after jobs/s (15 each), round trips (30).
-hb_limit=$((10 + 1 + idle_s + loaded_s + 15 + tput_s + 15 + 30 + 10))
+# burst: the first HB (10), settle and quiet (1.5), per round the burst
+# (burst_limit), STATS (5), the close window (1) and the HB after each.
+if [ "$mode" = burst ]; then
+	hb_limit=$((10 + 2 + burst_rounds * (burst_limit + 5 + 3) + 10))
+else
+	hb_limit=$((10 + 1 + idle_s + loaded_s + 15 + tput_s + 15 + 30 + 10))
+fi
+
+# The fd limit: burst opens burst_n sockets, and the daemon accepts them.
+# shellcheck disable=SC3045 # dash, bash and busybox sh all have -H and -n
+if [ "$mode" = burst ]; then
+	hard=$(ulimit -Hn)
+	if [ "$hard" != unlimited ] && [ "$hard" -lt $((burst_n + 64)) ]; then
+		die "fd hard limit $hard is below $((burst_n + 64)); raise it" \
+			"(or set BURST_CLIENTS)"
+	fi
+	ulimit -n "$hard" || die "cannot raise the fd limit to $hard"
+fi
 
 # wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds.
 wait_for() {
@@ -142,9 +181,16 @@ run_one() {
 	# then reads the daemon's work address from the fifo.
 	mkfifo "$fifo" || die "mkfifo failed"
 	exec 3<>"$fifo"
-	"$tmp/hbbench" -w - -I 10 -i "$idle_s" -d "$loaded_s" -T "$tput_s" \
-		-n "$rtt_n" -r "$tmp/$name.raw" <"$fifo" >"$out" 3>&- \
-		2>"$tmp/$name.hbbench.err" &
+	if [ "$mode" = burst ]; then
+		"$tmp/burst" -w - -I 10 -n "$burst_n" -R "$burst_rounds" \
+			-t "$burst_limit" <"$fifo" >"$out" 3>&- \
+			2>"$tmp/$name.hbbench.err" &
+	else
+		"$tmp/hbbench" -w - -I 10 -i "$idle_s" -d "$loaded_s" \
+			-T "$tput_s" -n "$rtt_n" -r "$tmp/$name.raw" \
+			-f "$tmp/floor" -S "$slack_ns" <"$fifo" >"$out" 3>&- \
+			2>"$tmp/$name.hbbench.err" &
+	fi
 	hpid=$!
 	if ! wait_for 5 has_port; then
 		note="hbbench did not start"
@@ -177,7 +223,7 @@ run_one() {
 	hstatus=$?
 	hpid=''
 	[ "$hstatus" -eq 0 ] || echo "note text=hbbench-failed" >>"$res"
-	sed 's/^hbbench: /  hbbench: /' "$tmp/$name.hbbench.err" >&2
+	sed 's/^\(hbbench\|burst\): /  \1: /' "$tmp/$name.hbbench.err" >&2
 	cat "$out" >>"$res"
 
 	# Peak resident memory over the whole run, then stop it.
@@ -221,17 +267,30 @@ skip_one() {
 	rm -f "$fifo"
 }
 
-say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
-	"load average $(cut -d' ' -f1-3 /proc/loadavg);" \
-	"windows: idle ${idle_s}s, loaded ${loaded_s}s, jobs/s ${tput_s}s," \
-	"$rtt_n round trips"
+if [ "$mode" = burst ]; then
+	# shellcheck disable=SC3045
+	nofile=$(ulimit -n)
+	say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
+		"load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+		"burst: $burst_n clients, $burst_rounds rounds, fd limit" \
+		"$nofile"
+	hb_extra="-s max_connections=$((burst_n * 2))"
+else
+	say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
+		"load average $(cut -d' ' -f1-3 /proc/loadavg);" \
+		"windows: idle ${idle_s}s, loaded ${loaded_s}s, jobs/s ${tput_s}s," \
+		"$rtt_n round trips"
+	hb_extra=
+fi
 for d in $daemons; do
 	case $d in
 	heartbeatd)
 		if [ -x "$heartbeatd" ]; then
+			# shellcheck disable=SC2086
 			run_one heartbeatd "$heartbeatd" -c "$tmp/empty.conf" \
 				-s http_listen= -s heartbeat_log_ms=0 \
-				-s peer_timeout_ms=10000
+				-s peer_timeout_ms=10000 \
+				-s "timer_slack_ns=$slack_ns" $hb_extra
 		else
 			say "heartbeatd: skipped, $heartbeatd is not built" \
 				"(set HEARTBEATD=PATH)"
@@ -262,6 +321,67 @@ files=
 for d in $daemons; do
 	files="$files $tmp/$d.res"
 done
+
+# ---- burst: one row per window -------------------------------------------------
+
+if [ "$mode" = burst ]; then
+	# shellcheck disable=SC2086
+	awk -v n="$burst_n" -v rounds="$burst_rounds" '
+function t(us) {
+	if (us == "") return "-"
+	us += 0
+	if (us < 1000) return sprintf("%dus", us)
+	if (us < 10000) return sprintf("%.2fms", us / 1000)
+	if (us < 1000000) return sprintf("%.1fms", us / 1000)
+	return sprintf("%.2fs", us / 1000000)
+}
+function get(key,    i, eq) {	# the value of key= on this line
+	for (i = 2; i <= NF; i++) {
+		eq = index($i, "=")
+		if (substr($i, 1, eq - 1) == key) return substr($i, eq + 1)
+	}
+	return ""
+}
+BEGIN {
+	printf "heartbeat lateness (10 ms interval) while %d clients connect " \
+	    "at once, each PING -> PONG; %d rounds\n", n, rounds
+	hdr = "%-10s %-7s %6s %6s %4s %7s %4s %3s %7s %7s %7s %7s %7s %7s %7s %5s\n"
+	printf hdr, "", "", "", "", "", "", "", "", "peer", "peer", "peer",
+	    "own", "own", "own", "", ""
+	printf hdr, "daemon", "window", "accept", "pongs", "fail", "served",
+	    "HB", "mis", "p50", "p99", "max", "p50", "p99", "max", "transit",
+	    "drops"
+}
+$1 == "daemon" { name = substr($2, 6); next }
+$1 == "note" { printf "%-12s (%s)\n", name, substr($2, 6); next }
+$1 == "quiet" || $1 == "burst" || $1 == "close" || $1 == "burst_all" ||
+    $1 == "close_all" {
+	w = $1
+	if (w == "burst" || w == "close") w = w " " get("round")
+	sub(/_all$/, " all", w)
+	acc = get("accepted")
+	printf hdr, name, w, acc == "" ? "" : (acc < 0 ? "?" : acc),
+	    get("pongs"), get("failed"),
+	    get("serve_us") == "" ? "" : t(get("serve_us")), get("hb"),
+	    get("missed"), t(get("gap_p50_us")), t(get("gap_p99_us")),
+	    t(get("gap_max_us")), t(get("lag_p50_us")), t(get("lag_p99_us")),
+	    t(get("lag_max_us")), t(get("transit_max_us")), get("drops")
+}
+END {
+	print "\npeer: how much longer than 10 ms the peer waited for each HB " \
+	    "(kernel receive stamps)"
+	print "own: the daemon'"'"'s own tick lateness against its schedule " \
+	    "(lag_us on its HBs)"
+	print "transit: worst time from an HB'"'"'s send stamp to its arrival; " \
+	    "drops: packets the"
+	print "kernel dropped from its input backlog (netdev_max_backlog) in " \
+	    "the window; served:"
+	print "first connect to last PONG; mis: ticks the daemon swallowed " \
+	    "(missed=)"
+}' $files
+	exit 0
+fi
+
 # shellcheck disable=SC2086
 awk -v idle_s="$idle_s" -v loaded_s="$loaded_s" -v tput_s="$tput_s" \
     -v rtt_n="$rtt_n" '
@@ -337,6 +457,26 @@ END {
 		printf h2, d, t(v[d, "loaded.sched_p50_us"]),
 		    t(v[d, "loaded.sched_p99_us"]), t(v[d, "loaded.sched_max_us"]),
 		    v[d, "loaded.missed"], t(v[d, "loaded.read_p99_us"])
+	}
+	printf "\nagainst the bare-timer floor: bench/floor.c, clock_nanosleep to " \
+	    "the same 10 ms schedule,\n" \
+	    "same timer slack, in the same loaded window; own = the daemon'"'"'s " \
+	    "lag_us, peer = fixed schedule\n"
+	h3 = "%-16s %9s %9s %9s %8s %8s %9s %9s %9s %9s\n"
+	printf h3, "daemon", "floor p50", "floor p99", "floor max", "own p50",
+	    "own p99", "own/floor", "own/floor", "peer/flr", "peer/flr"
+	printf h3, "", "", "", "", "", "", "p50", "p99", "p50", "p99"
+	for (k = 1; k <= n; k++) {
+		d = order[k]
+		if (v[d, "floor.ticks"] == "")
+			continue
+		printf h3, d, t(v[d, "floor.late_p50_us"]),
+		    t(v[d, "floor.late_p99_us"]), t(v[d, "floor.late_max_us"]),
+		    t(v[d, "loaded.lag_p50_us"]), t(v[d, "loaded.lag_p99_us"]),
+		    ratio(v[d, "loaded.lag_p50_us"], v[d, "floor.late_p50_us"]),
+		    ratio(v[d, "loaded.lag_p99_us"], v[d, "floor.late_p99_us"]),
+		    ratio(v[d, "loaded.sched_p50_us"], v[d, "floor.late_p50_us"]),
+		    ratio(v[d, "loaded.sched_p99_us"], v[d, "floor.late_p99_us"])
 	}
 	h = "heartbeatd"
 	printf "\nheartbeatd / anchor (lateness, rtt, RSS: lower is better; " \
