@@ -207,7 +207,7 @@ peer_link_send_hb(struct peer *p)
 	p->seq++;
 	n = proto_fmt_hb(buf, sizeof(buf), p->seq, t,
 	    p->ps->lag_ns / HB_NS_PER_US, p->missed);
-	if (n <= 0 || bufferevent_write(p->bev, buf, (size_t)n) == -1)
+	if (n <= 0 || peer_net_write(p->bev, buf, (size_t)n) == -1)
 		return;
 	p->missed = 0;
 	liveness_on_sent(&p->lv, p->seq, t);

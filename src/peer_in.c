@@ -95,7 +95,7 @@ static void
 peer_in_conn_write(struct peer_in_conn *c, const char *buf, int n)
 {
 	if (n > 0)
-		bufferevent_write(c->bev, buf, (size_t)n);
+		(void)peer_net_write(c->bev, buf, (size_t)n);
 }
 
 /*
@@ -117,6 +117,11 @@ peer_in_conn_finish(struct peer_in_conn *c, const char *reason)
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	if (!c->eof)
 		bufferevent_enable(c->bev, EV_READ);
+	/* the last line may have gone straight out (peer_net_write): then
+	 * nothing will drain, so go on closing from the write callback now */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* "ERR bad-request text", then close once it is flushed. */

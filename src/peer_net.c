@@ -8,6 +8,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <errno.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
 #include "peer_net.h"
 
 #define PEER_KEEPALIVE_CNT 3
@@ -51,4 +56,19 @@ peer_net_tv_ns(struct timeval *tv, uint64_t ns)
 {
 	tv->tv_sec = (time_t)(ns / 1000000000ull);
 	tv->tv_usec = (suseconds_t)(ns % 1000000000ull / 1000);
+}
+
+int
+peer_net_write(struct bufferevent *bev, const char *buf, size_t n)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	ssize_t w = -1;
+
+	if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		w = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w == (ssize_t)n)
+		return 0;
+	if (w < 0)
+		w = 0;	/* not connected yet, full, or failing: the bufferevent says */
+	return bufferevent_write(bev, buf + w, n - (size_t)w);
 }

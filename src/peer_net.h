@@ -15,7 +15,15 @@
 #define PEER_OUT_MAX (64 * 1024)	/* output queued for a peer not reading */
 #define PEER_MSG_MAX 256		/* one formatted protocol line */
 
+struct bufferevent;
 struct timeval;
+
+/*
+ * Write one line: straight to the socket when nothing is queued before it
+ * (a heartbeat or an ACK leaves now, not at the loop's next turn), the
+ * rest (or all of it) through the bufferevent. Returns 0 or -1.
+ */
+int peer_net_write(struct bufferevent *bev, const char *buf, size_t n);
 
 /*
  * TCP_NODELAY for the small lines, and keepalive plus a user timeout so a
