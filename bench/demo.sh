@@ -14,7 +14,7 @@
 # stops everything; no process is left behind.
 set -u
 # job control: every background job gets its own process group, so stopping
-# a job also stops what it started (heartbeatctl, tail, awk)
+# a job also stops what it started (heartbeatctl, tail and its reader)
 set -m
 
 build=$(cd "$(dirname "$0")/.." && pwd)/build
@@ -70,16 +70,39 @@ wait_for() {
 	done
 }
 
-# Show a node's events as compact labelled lines.
+# Show a node's events as compact labelled lines, each as soon as it is
+# logged. This is the per-line path, so it is plain bash: read takes one line
+# at a time from the pipe and printf writes each line at once, where an awk
+# (mawk, Debian's default) would read and write whole blocks when its input
+# and output are pipes or files: lines would arrive in a lump at the end of
+# a phase, or be lost when the phase's jobs are stopped.
 show() {
-	awk -v node="$1" -v red="$red" -v green="$green" -v dim="$dim" -v off="$off" '
-	function f(k,   m) { return match($0, " " k "=[^ ]*") ? substr($0, RSTART + length(k) + 2, RLENGTH - length(k) - 2) : "?" }
-	/msg=heartbeat / { printf "%s[%s]%s seq=%-5s lag=%6.2fms max=%7.2fms peers_up=%s/%s busy=%s/%s queued=%-3s done=%s\n",
-	    dim, node, off, f("seq"), f("lag_us")/1000, f("lag_max_us")/1000, f("peers_up"), f("peers"),
-	    f("busy"), f("threads"), f("queued"), f("done"); fflush() }
-	/msg=peer-down/ { printf "%s[%s] PEER DOWN %s (%s)%s\n", red, node, f("peer"), f("reason"), off; fflush() }
-	/msg=peer-up/ { printf "%s[%s] peer up %s rtt=%sus%s\n", green, node, f("peer"), f("rtt_us"), off; fflush() }
-	/msg=local-stall/ { printf "%s[%s] local stall of %sus: not blaming peers%s\n", red, node, f("lag_us"), off; fflush() }'
+	local node=$1 line
+	# f KEY: the value of KEY in $line (quotes kept), or "?"
+	f() { [[ $line =~ \ $1=(\"[^\"]*\"|[^ ]*) ]] && v=${BASH_REMATCH[1]} || v='?'; }
+	# ms KEY: KEY's value in microseconds, as milliseconds
+	ms() { f "$1"; [[ $v =~ ^[0-9]+$ ]] || v=0; printf -v v '%.2f' "${v}e-3"; }
+	local v seq lag max up peers busy threads queued done
+	while IFS= read -r line; do
+		case $line in
+		*" msg=heartbeat "*)
+			f seq; seq=$v; ms lag_us; lag=$v; ms lag_max_us; max=$v
+			f peers_up; up=$v; f peers; peers=$v; f busy; busy=$v
+			f threads; threads=$v; f queued; queued=$v; f done; done=$v
+			printf '%s[%s]%s seq=%-5s lag=%6sms max=%7sms peers_up=%s/%s busy=%s/%s queued=%-3s done=%s\n' \
+			    "$dim" "$node" "$off" "$seq" "$lag" "$max" "$up" "$peers" \
+			    "$busy" "$threads" "$queued" "$done" ;;
+		*" msg=peer-down "*)
+			f peer; up=$v; f reason
+			printf '%s[%s] PEER DOWN %s (%s)%s\n' "$red" "$node" "$up" "$v" "$off" ;;
+		*" msg=peer-up "*)
+			f peer; up=$v; f rtt_us
+			printf '%s[%s] peer up %s rtt=%sus%s\n' "$green" "$node" "$up" "$v" "$off" ;;
+		*" msg=local-stall "*)
+			f lag_us
+			printf '%s[%s] local stall of %sus: not blaming peers%s\n' "$red" "$node" "$v" "$off" ;;
+		esac
+	done
 }
 
 # start NODE MODE [PEER_PORT]: run a node; its log is $tmp/NODE.log
