@@ -59,7 +59,12 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+# The message goes to stderr: with stdout piped (demo.sh | cat), Ctrl-C also
+# stops the reader, and a write to the dead pipe must not kill the script
+# before cleanup. Likewise a reader that goes away (demo.sh | head) ends the
+# demo through the exit trap, not by SIGPIPE past it.
+trap 'trap "" PIPE; printf "\ndemo: interrupted\n" >&2; exit 130' INT TERM
+trap 'exit 141' PIPE
 
 # wait_for FILE PATTERN SECONDS: until a line of FILE matches.
 wait_for() {
@@ -162,7 +167,13 @@ phase() {
 		loaders+=($!)
 	done
 	load
-	sleep "$duration"
+	# sleep in the background and wait for it: with job control on, a
+	# foreground sleep would be the terminal's foreground process group, so
+	# Ctrl-C would stop only the sleep and the demo would go on; the wait
+	# builtin returns at once for the INT trap
+	sleep "$duration" &
+	loaders+=($!)
+	wait $!
 	stop_jobs
 	for n in $nodes; do tail -n +"${from[$n]}" "${logf[$n]}" >"$tmp/$n.$mode"; done
 }
