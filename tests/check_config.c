@@ -872,7 +872,11 @@ START_TEST(test_print_shows_every_key)
 	    "peer_timeout_ms", "threads", "worker_nice", "pool_mode",
 	    "queue_max", "job_max_ms", "max_line", "max_connections",
 	    "max_jobs_per_conn", "auth_token", "log_format", "log_level",
-	    "heartbeat_log_ms", "shutdown_grace_ms" };
+	    "heartbeat_log_ms", "shutdown_grace_ms", "http_max_connections",
+	    "http_timeout_ms", "state_dir", "journal_sync_ms", "job_retention",
+	    "auth_token_file", "auth_timeout_ms", "idle_timeout_ms",
+	    "timer_slack_ns", "watchdog_lag_ms", "peer_in_max",
+	    "hello_timeout_ms" };
 	char *sets[] = { "peer=b@h:1", "http_listen=" };
 	char buf[4096], want[64];
 	struct config *c;
@@ -997,7 +1001,11 @@ START_TEST(test_shipped_conf_is_valid_and_documents_every_key)
 	    "peer_timeout_ms", "threads", "worker_nice", "pool_mode",
 	    "queue_max", "job_max_ms", "max_line", "max_connections",
 	    "max_jobs_per_conn", "auth_token", "log_format", "log_level",
-	    "heartbeat_log_ms", "shutdown_grace_ms" };
+	    "heartbeat_log_ms", "shutdown_grace_ms", "http_max_connections",
+	    "http_timeout_ms", "state_dir", "journal_sync_ms", "job_retention",
+	    "auth_token_file", "auth_timeout_ms", "idle_timeout_ms",
+	    "timer_slack_ns", "watchdog_lag_ms", "peer_in_max",
+	    "hello_timeout_ms" };
 	char path[PATH_MAX], want[64];
 	static char text[65536];
 	struct config_error err;
