@@ -14,7 +14,7 @@
 # stops everything; no process is left behind.
 set -u
 # job control: every background job gets its own process group, so stopping
-# a job also stops what it started (heartbeatctl, tail, awk)
+# a job also stops what it started (heartbeatctl, tail and its reader)
 set -m
 
 build=$(cd "$(dirname "$0")/.." && pwd)/build
@@ -59,7 +59,12 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+# The message goes to stderr: with stdout piped (demo.sh | cat), Ctrl-C also
+# stops the reader, and a write to the dead pipe must not kill the script
+# before cleanup. Likewise a reader that goes away (demo.sh | head) ends the
+# demo through the exit trap, not by SIGPIPE past it.
+trap 'trap "" PIPE; printf "\ndemo: interrupted\n" >&2; exit 130' INT TERM
+trap 'exit 141' PIPE
 
 # wait_for FILE PATTERN SECONDS: until a line of FILE matches.
 wait_for() {
@@ -70,16 +75,39 @@ wait_for() {
 	done
 }
 
-# Show a node's events as compact labelled lines.
+# Show a node's events as compact labelled lines, each as soon as it is
+# logged. This is the per-line path, so it is plain bash: read takes one line
+# at a time from the pipe and printf writes each line at once, where an awk
+# (mawk, Debian's default) would read and write whole blocks when its input
+# and output are pipes or files: lines would arrive in a lump at the end of
+# a phase, or be lost when the phase's jobs are stopped.
 show() {
-	awk -v node="$1" -v red="$red" -v green="$green" -v dim="$dim" -v off="$off" '
-	function f(k,   m) { return match($0, " " k "=[^ ]*") ? substr($0, RSTART + length(k) + 2, RLENGTH - length(k) - 2) : "?" }
-	/msg=heartbeat / { printf "%s[%s]%s seq=%-5s lag=%6.2fms max=%7.2fms peers_up=%s/%s busy=%s/%s queued=%-3s done=%s\n",
-	    dim, node, off, f("seq"), f("lag_us")/1000, f("lag_max_us")/1000, f("peers_up"), f("peers"),
-	    f("busy"), f("threads"), f("queued"), f("done"); fflush() }
-	/msg=peer-down/ { printf "%s[%s] PEER DOWN %s (%s)%s\n", red, node, f("peer"), f("reason"), off; fflush() }
-	/msg=peer-up/ { printf "%s[%s] peer up %s rtt=%sus%s\n", green, node, f("peer"), f("rtt_us"), off; fflush() }
-	/msg=local-stall/ { printf "%s[%s] local stall of %sus: not blaming peers%s\n", red, node, f("lag_us"), off; fflush() }'
+	local node=$1 line
+	# f KEY: the value of KEY in $line (quotes kept), or "?"
+	f() { [[ $line =~ \ $1=(\"[^\"]*\"|[^ ]*) ]] && v=${BASH_REMATCH[1]} || v='?'; }
+	# ms KEY: KEY's value in microseconds, as milliseconds
+	ms() { f "$1"; [[ $v =~ ^[0-9]+$ ]] || v=0; printf -v v '%.2f' "${v}e-3"; }
+	local v seq lag max up peers busy threads queued done
+	while IFS= read -r line; do
+		case $line in
+		*" msg=heartbeat "*)
+			f seq; seq=$v; ms lag_us; lag=$v; ms lag_max_us; max=$v
+			f peers_up; up=$v; f peers; peers=$v; f busy; busy=$v
+			f threads; threads=$v; f queued; queued=$v; f done; done=$v
+			printf '%s[%s]%s seq=%-5s lag=%6sms max=%7sms peers_up=%s/%s busy=%s/%s queued=%-3s done=%s\n' \
+			    "$dim" "$node" "$off" "$seq" "$lag" "$max" "$up" "$peers" \
+			    "$busy" "$threads" "$queued" "$done" ;;
+		*" msg=peer-down "*)
+			f peer; up=$v; f reason
+			printf '%s[%s] PEER DOWN %s (%s)%s\n' "$red" "$node" "$up" "$v" "$off" ;;
+		*" msg=peer-up "*)
+			f peer; up=$v; f rtt_us
+			printf '%s[%s] peer up %s rtt=%sus%s\n' "$green" "$node" "$up" "$v" "$off" ;;
+		*" msg=local-stall "*)
+			f lag_us
+			printf '%s[%s] local stall of %sus: not blaming peers%s\n' "$red" "$node" "$v" "$off" ;;
+		esac
+	done
 }
 
 # start NODE MODE [PEER_PORT]: run a node; its log is $tmp/NODE.log
@@ -139,7 +167,13 @@ phase() {
 		loaders+=($!)
 	done
 	load
-	sleep "$duration"
+	# sleep in the background and wait for it: with job control on, a
+	# foreground sleep would be the terminal's foreground process group, so
+	# Ctrl-C would stop only the sleep and the demo would go on; the wait
+	# builtin returns at once for the INT trap
+	sleep "$duration" &
+	loaders+=($!)
+	wait $!
 	stop_jobs
 	for n in $nodes; do tail -n +"${from[$n]}" "${logf[$n]}" >"$tmp/$n.$mode"; done
 }

@@ -16,6 +16,11 @@
  * second delimiter, and a value longer than inih's fixed line buffer (an
  * auth_token of 256 characters) reaches the handler whole, through
  * parse->longval, instead of being split into two lines.
+ *
+ * Errors go to a sink: config_read keeps the first and stops there, as the
+ * daemon and a reload need; config_read_all (for -t) keeps going after a bad
+ * line, -s or cross-key check and collects every error, each with a "did you
+ * mean" for a mistyped key.
  */
 
 #include <ctype.h>
@@ -44,6 +49,7 @@
 #define CONFIG_TOKEN_MAX 256	/* longest auth_token */
 #define CONFIG_PATH_MAX 4096	/* state_dir, auth_token_file */
 #define CONFIG_VALUE_MAX 512	/* a formatted value (print, diff) */
+#define CONFIG_SUGGEST_LEN 64	/* longest unknown key given a suggestion */
 
 enum config_type {
 	CONFIG_NAME,		/* node_name */
@@ -108,6 +114,13 @@ static const struct config_key config_keys[] = {
 _Static_assert(CONFIG_NKEYS <= sizeof(((struct config *)0)->seen_line) /
     sizeof(unsigned), "seen_line needs a slot per key");
 
+/* Where errors go: the first to *first, every one to *all when collecting. */
+struct config_sink {
+	struct config_error	*first;		/* or NULL */
+	struct config_errors	*all;		/* NULL: stop at the first */
+	size_t			 n;		/* errors so far */
+};
+
 /* State of one file read, shared by the line reader and the inih handler. */
 struct config_parse {
 	struct config		*c;
@@ -118,26 +131,71 @@ struct config_parse {
 	size_t			 rawcap;
 	const char		*longval;	/* value too long for inih */
 	int			 read_errno;	/* why getline failed, or 0 */
-	struct config_error	*err;
-	int			 failed;
+	struct config_sink	*sink;
+	size_t			 nerr_at_start;	/* sink->n before this file */
 };
 
-static void config_err(struct config_error *, const char *, unsigned,
+static void config_err(struct config_sink *, const char *, unsigned,
     const char *, const char *, ...) __attribute__((format(printf, 5, 6)));
 
-/* Fill in an error; the first one wins. */
+/* Whether the sink wants no more errors: it keeps only the first. */
+static int
+config_sink_done(const struct config_sink *sink)
+{
+	return sink->all == NULL && sink->n > 0;
+}
+
+/*
+ * Copy src into dst with bytes outside printable ASCII as \xNN, so a key or
+ * value from the file cannot put control characters on a terminal.
+ */
 static void
-config_err(struct config_error *err, const char *file, unsigned line,
+config_escape(char *dst, size_t n, const char *src)
+{
+	size_t o = 0;
+	unsigned char ch;
+
+	for (; *src != '\0' && o + 1 < n; src++) {
+		ch = (unsigned char)*src;
+		if (ch >= ' ' && ch < 0x7f)
+			dst[o++] = (char)ch;
+		else if (o + 4 < n)
+			o += (size_t)snprintf(dst + o, n - o, "\\x%02x", ch);
+		else
+			break;
+	}
+	dst[o] = '\0';
+}
+
+/* Record an error: the sink's first, and one more of all when collecting. */
+static void
+config_err(struct config_sink *sink, const char *file, unsigned line,
     const char *key, const char *fmt, ...)
 {
+	struct config_error e;
+	struct config_errors *all = sink->all;
+	char reason[sizeof(e.reason)];
 	va_list ap;
 
-	snprintf(err->file, sizeof(err->file), "%s", file);
-	err->line = line;
-	snprintf(err->key, sizeof(err->key), "%s", key);
+	memset(&e, 0, sizeof(e));
+	snprintf(e.file, sizeof(e.file), "%s", file);
+	e.line = line;
+	config_escape(e.key, sizeof(e.key), key);
 	va_start(ap, fmt);
-	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	config_escape(e.reason, sizeof(e.reason), reason);
+	if (sink->n == 0 && sink->first != NULL)
+		*sink->first = e;
+	sink->n++;
+	if (all == NULL)
+		return;
+	if (all->n == CONFIG_ERRORS_MAX) {
+		all->more++;
+		return;
+	}
+	all->v = xrealloc(all->v, (all->n + 1) * sizeof(*all->v));
+	all->v[all->n++] = e;
 }
 
 static const struct config_key *
@@ -149,6 +207,83 @@ config_key_find(const char *name)
 		if (strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
 	return NULL;
+}
+
+/*
+ * Edit distance between a and b, case folded, counting an insertion, a
+ * deletion, a substitution or a swap of two neighbours as one (optimal
+ * string alignment). Both are at most CONFIG_SUGGEST_LEN long.
+ */
+static size_t
+config_distance(const char *a, const char *b)
+{
+	size_t d[CONFIG_SUGGEST_LEN + 1][CONFIG_SUGGEST_LEN + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j, cost, v;
+
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			cost = tolower((unsigned char)a[i - 1]) !=
+			    tolower((unsigned char)b[j - 1]);
+			v = d[i - 1][j - 1] + cost;
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 &&
+			    tolower((unsigned char)a[i - 1]) ==
+			    tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) ==
+			    tolower((unsigned char)b[j - 1]) &&
+			    d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+/*
+ * The known key nearest to an unknown one, when it is close enough to be a
+ * typo (1 edit, plus 1 per 6 characters of the known key, at most 3), else
+ * NULL. Ties go to the key listed first.
+ */
+static const char *
+config_key_nearest(const char *name)
+{
+	const char *best = NULL;
+	size_t i, d, best_d = SIZE_MAX, limit;
+
+	if (strlen(name) > CONFIG_SUGGEST_LEN)
+		return NULL;
+	for (i = 0; i < CONFIG_NKEYS; i++) {
+		limit = 1 + strlen(config_keys[i].name) / 6;
+		if (limit > 3)
+			limit = 3;
+		d = config_distance(name, config_keys[i].name);
+		if (d <= limit && d < best_d) {
+			best = config_keys[i].name;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+/* "unknown key", with the nearest known key when there is one. */
+static void
+config_err_unknown(struct config_sink *sink, const char *file, unsigned line,
+    const char *key)
+{
+	const char *near = config_key_nearest(key);
+
+	if (near != NULL)
+		config_err(sink, file, line, key,
+		    "unknown key; did you mean %s?", near);
+	else
+		config_err(sink, file, line, key, "unknown key");
 }
 
 static char **
@@ -343,17 +478,18 @@ config_apply(struct config *c, const struct config_key *k, const char *val,
 /* Apply one key=value from file:line (or --set:ordinal). */
 static int
 config_set_value(struct config *c, const char *key, const char *val,
-    const char *file, unsigned line, struct config_error *err)
+    const char *file, unsigned line, struct config_sink *sink)
 {
 	const struct config_key *k;
-	char reason[sizeof(err->reason)];
+	char reason[sizeof(((struct config_error *)0)->reason)];
 
 	if ((k = config_key_find(key)) == NULL) {
-		config_err(err, file, line, key, "unknown key");
+		config_err_unknown(sink, file, line, key);
 		return -1;
 	}
 	if (config_apply(c, k, val, reason, sizeof(reason)) < 0) {
-		config_err(err, file, line, key, "%s", reason);
+		config_err(sink, file, line, key, "%s", reason);
+		c->bad[k - config_keys] = 1;
 		return -1;
 	}
 	snprintf(c->where[k - config_keys].file, sizeof(c->where[0].file), "%s", file);
@@ -378,8 +514,10 @@ config_trim(char *s)
 
 /*
  * The inih reader: one physical line per call, returned to inih as blank
- * (comments, errors) or as "key=value". Returns NULL at the end of the file
- * or after the first error, which ends the parse.
+ * (comments, errors) or as "key=value". A bad line is recorded in the sink
+ * and read as blank, so the parse goes on to the next line unless the sink
+ * keeps only the first error. Returns NULL at the end of the file, or once
+ * the sink wants no more errors.
  */
 static char *
 config_reader(char *buf, int num, void *arg)
@@ -391,50 +529,48 @@ config_reader(char *buf, int num, void *arg)
 	char *s, *eq, *key, *val;
 
 	st->longval = NULL;
-	if (st->failed)
+	if (config_sink_done(st->sink))
 		return NULL;
 	if ((n = getline(&st->raw, &st->rawcap, st->fp)) < 0) {
 		st->read_errno = ferror(st->fp) ? errno : 0;
 		return NULL;
 	}
 	st->line++;
-	st->failed = 1;		/* until the line proves good */
+	snprintf(buf, (size_t)num, "\n");	/* until the line proves good */
 	s = st->raw;
 	if ((size_t)n > CONFIG_LINE_MAX) {
-		config_err(st->err, file, st->line, "",
+		config_err(st->sink, file, st->line, "",
 		    "line longer than %d bytes", CONFIG_LINE_MAX);
-		return NULL;
+		return buf;
 	}
 	if (strlen(s) != (size_t)n) {
-		config_err(st->err, file, st->line, "", "NUL byte in line");
-		return NULL;
+		config_err(st->sink, file, st->line, "", "NUL byte in line");
+		return buf;
 	}
 	if (st->line == 1 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
 		s += 3;		/* a UTF-8 byte order mark */
 	s = config_trim(s);
 	if (*s == '[') {
-		config_err(st->err, file, st->line, "",
+		config_err(st->sink, file, st->line, "",
 		    "sections are not supported");
-		return NULL;
-	}
-	if (*s == '\0' || *s == '#' || *s == ';') {
-		st->failed = 0;
-		snprintf(buf, (size_t)num, "\n");
 		return buf;
 	}
+	if (*s == '\0' || *s == '#' || *s == ';')
+		return buf;
 	if ((eq = strchr(s, '=')) == NULL || eq == s) {
-		config_err(st->err, file, st->line, "",
+		config_err(st->sink, file, st->line, "",
 		    "expected key = value");
-		return NULL;
+		return buf;
 	}
 	*eq = '\0';
 	key = config_trim(s);
-	for (i = 0; key[i] != '\0'; i++) {
-		if (!islower((unsigned char)key[i]) && key[i] != '_') {
-			config_err(st->err, file, st->line, key,
-			    "unknown key");
-			return NULL;
-		}
+	klen = strlen(key);
+	for (i = 0; key[i] != '\0'; i++)
+		if (!islower((unsigned char)key[i]) && key[i] != '_')
+			break;
+	if (key[i] != '\0' || klen + 3 > (size_t)num) {
+		config_err_unknown(st->sink, file, st->line, key);
+		return buf;
 	}
 	/*
 	 * A # or ; after whitespace inside the value starts a comment (no
@@ -449,13 +585,7 @@ config_reader(char *buf, int num, void *arg)
 		}
 	}
 	val = config_trim(val);
-	klen = strlen(key);
 	vlen = strlen(val);
-	if (klen + 3 > (size_t)num) {
-		config_err(st->err, file, st->line, key, "unknown key");
-		return NULL;
-	}
-	st->failed = 0;
 	if (klen + vlen + 3 > (size_t)num) {
 		st->longval = val;
 		vlen = 0;
@@ -472,12 +602,11 @@ config_handler(void *arg, const char *section, const char *name,
 	struct config_parse *st = arg;
 	const struct config_key *k;
 
-	if (st->failed)
+	if (config_sink_done(st->sink))
 		return 1;
 	if (*section != '\0') {	/* the reader lets none through */
-		config_err(st->err, st->file, st->line, "",
+		config_err(st->sink, st->file, st->line, "",
 		    "sections are not supported");
-		st->failed = 1;
 		return 1;
 	}
 	if (st->longval != NULL)
@@ -486,16 +615,14 @@ config_handler(void *arg, const char *section, const char *name,
 		unsigned *seen = &st->c->seen_line[k - config_keys];
 
 		if (*seen != 0) {
-			config_err(st->err, st->file, st->line, name,
+			config_err(st->sink, st->file, st->line, name,
 			    "duplicate key, first set at line %u", *seen);
-			st->failed = 1;
 			return 1;
 		}
 		*seen = st->line;
 	}
-	if (config_set_value(st->c, name, value, st->file, st->line,
-	    st->err) < 0)
-		st->failed = 1;
+	(void)config_set_value(st->c, name, value, st->file, st->line,
+	    st->sink);
 	return 1;
 }
 
@@ -567,80 +694,98 @@ config_free(struct config *c)
 	free(c);
 }
 
-int
-config_load_file(struct config *c, const char *path, int must_exist,
-    struct config_error *err)
+/*
+ * Read one file into c; -1 when it added an error to the sink. *unread is
+ * set when the file could not be opened or read to its end.
+ */
+static int
+config_load_file_sink(struct config *c, const char *path, int must_exist,
+    struct config_sink *sink, int *unread)
 {
 	struct config_parse st;
-	struct config_error dummy;
 	int rc;
 
-	if (err == NULL)
-		err = &dummy;
 	memset(&st, 0, sizeof(st));
 	st.c = c;
 	st.file = path;
-	st.err = err;
+	st.sink = sink;
+	st.nerr_at_start = sink->n;
 	if ((st.fp = fopen(path, "r")) == NULL) {
 		if (!must_exist && errno == ENOENT)
 			return 0;
-		config_err(err, path, 0, "", "cannot open: %s",
+		config_err(sink, path, 0, "", "cannot open: %s",
 		    strerror(errno));
+		*unread = 1;
 		return -1;
 	}
 	memset(c->seen_line, 0, sizeof(c->seen_line));
 	rc = ini_parse_stream(config_reader, &st, config_handler, &st);
-	if (!st.failed && st.read_errno != 0) {
-		config_err(err, path, 0, "", "cannot read: %s",
+	if (!config_sink_done(sink) && st.read_errno != 0) {
+		config_err(sink, path, 0, "", "cannot read: %s",
 		    strerror(st.read_errno));
-		st.failed = 1;
-	} else if (!st.failed && rc != 0) {
+		*unread = 1;
+	} else if (!config_sink_done(sink) && rc != 0) {
 		/* the reader lets through nothing inih rejects; be safe */
-		config_err(err, path, rc > 0 ? (unsigned)rc : 0, "",
+		config_err(sink, path, rc > 0 ? (unsigned)rc : 0, "",
 		    "cannot parse");
-		st.failed = 1;
 	}
 	free(st.raw);
 	fclose(st.fp);
-	return st.failed ? -1 : 0;
+	return sink->n > st.nerr_at_start ? -1 : 0;
 }
 
 int
-config_set(struct config *c, const char *keyval, unsigned ordinal,
+config_load_file(struct config *c, const char *path, int must_exist,
     struct config_error *err)
 {
-	struct config_error dummy;
+	struct config_sink sink = { err, NULL, 0 };
+	int unread = 0;
+
+	return config_load_file_sink(c, path, must_exist, &sink, &unread);
+}
+
+static int
+config_set_sink(struct config *c, const char *keyval, unsigned ordinal,
+    struct config_sink *sink)
+{
 	char *copy, *eq;
 	int rc;
 
-	if (err == NULL)
-		err = &dummy;
 	if ((eq = strchr(keyval, '=')) == NULL) {
-		config_err(err, "--set", ordinal, keyval,
+		config_err(sink, "--set", ordinal, keyval,
 		    "expected key=value");
 		return -1;
 	}
 	copy = xstrdup(keyval);
 	copy[eq - keyval] = '\0';
 	rc = config_set_value(c, config_trim(copy),
-	    config_trim(copy + (eq - keyval) + 1), "--set", ordinal, err);
+	    config_trim(copy + (eq - keyval) + 1), "--set", ordinal, sink);
 	free(copy);
 	return rc;
 }
 
+int
+config_set(struct config *c, const char *keyval, unsigned ordinal,
+    struct config_error *err)
+{
+	struct config_sink sink = { err, NULL, 0 };
+
+	return config_set_sink(c, keyval, ordinal, &sink);
+}
+
 /* A cross-key error, reported where key was last set. */
 static void __attribute__((format(printf, 4, 5)))
-config_where_err(const struct config *c, struct config_error *err,
+config_where_err(const struct config *c, struct config_sink *sink,
     const char *key, const char *fmt, ...)
 {
 	const struct config_where *w = &c->where[config_key_find(key) - config_keys];
-	char reason[sizeof(err->reason)];
+	char reason[sizeof(((struct config_error *)0)->reason)];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	config_err(err, w->file[0] != '\0' ? w->file : "(defaults)", w->line, key,
+	config_err(sink, w->file[0] != '\0' ? w->file : "(defaults)", w->line, key,
 	    "%s", reason);
 }
 
@@ -669,23 +814,38 @@ config_listeners_clash(const char *a, const char *b)
 	return wild_a || wild_b || (la == lb && memcmp(&sa, &sb, la) == 0);
 }
 
-/* Two listeners on one address could never both start. */
+/* Whether a value of key was rejected, so its field still holds the default. */
 static int
-config_check_listeners(const struct config *c, struct config_error *err)
+config_key_bad(const struct config *c, const char *key)
+{
+	return c->bad[config_key_find(key) - config_keys];
+}
+
+/*
+ * Two listeners on one address could never both start. A pair with a
+ * rejected value is not compared: the default in its place would clash
+ * for no reason the user wrote.
+ */
+static int
+config_check_listeners(const struct config *c, struct config_sink *sink)
 {
 	const char *key[] = { "work_listen", "peer_listen", "http_listen" };
 	const char *val[] = { c->work_listen, c->peer_listen, c->http_listen };
 	size_t i, j;
+	int rc = 0;
 
 	for (i = 0; i < 3; i++)
 		for (j = i + 1; j < 3; j++)
-			if (config_listeners_clash(val[i], val[j])) {
+			if (!config_key_bad(c, key[i]) && !config_key_bad(c, key[j]) &&
+			    config_listeners_clash(val[i], val[j])) {
 				/* reported at the second key of the pair */
-				config_where_err(c, err, key[j], "same address as %s (%s)",
+				config_where_err(c, sink, key[j], "same address as %s (%s)",
 				    key[i], val[i]);
-				return -1;
+				rc = -1;
+				if (config_sink_done(sink))
+					return rc;
 			}
-	return 0;
+	return rc;
 }
 
 /*
@@ -693,7 +853,7 @@ config_check_listeners(const struct config *c, struct config_error *err)
  * (a systemd credential, say), read afresh at start and on every reload.
  */
 static int
-config_read_token(struct config *c, struct config_error *err)
+config_read_token(struct config *c, struct config_sink *sink)
 {
 	char line[CONFIG_TOKEN_MAX + 2];
 	size_t len, i;
@@ -707,12 +867,12 @@ config_read_token(struct config *c, struct config_error *err)
 		return 0;
 	}
 	if (c->auth_token != NULL) {
-		config_where_err(c, err, "auth_token_file",
+		config_where_err(c, sink, "auth_token_file",
 		    "auth_token and auth_token_file are exclusive");
 		return -1;
 	}
 	if ((f = fopen(c->auth_token_file, "re")) == NULL) {
-		config_where_err(c, err, "auth_token_file", "%s: %s",
+		config_where_err(c, sink, "auth_token_file", "%s: %s",
 		    c->auth_token_file, strerror(errno));
 		return -1;
 	}
@@ -725,7 +885,7 @@ config_read_token(struct config *c, struct config_error *err)
 		if (line[i] <= ' ' || line[i] > '~')
 			break;
 	if (len == 0 || i < len || len > CONFIG_TOKEN_MAX) {
-		config_where_err(c, err, "auth_token_file", "%s: the first line must be "
+		config_where_err(c, sink, "auth_token_file", "%s: the first line must be "
 		    "a token of 1..%d visible characters without spaces",
 		    c->auth_token_file, CONFIG_TOKEN_MAX);
 		return -1;
@@ -734,24 +894,34 @@ config_read_token(struct config *c, struct config_error *err)
 	return 0;
 }
 
+/* Derived defaults and cross-key checks; -1 when one added an error. */
+static int
+config_finish_sink(struct config *c, struct config_sink *sink)
+{
+	size_t n = sink->n;
+
+	if (!c->peer_timeout_set) {
+		c->peer_timeout_ms = 3 * c->heartbeat_interval_ms;
+	} else if (c->peer_timeout_ms < c->heartbeat_interval_ms &&
+	    !config_key_bad(c, "heartbeat_interval_ms")) {
+		config_where_err(c, sink, "peer_timeout_ms",
+		    "must be at least heartbeat_interval_ms (%u)",
+		    c->heartbeat_interval_ms);
+		if (config_sink_done(sink))
+			return -1;
+	}
+	if (config_check_listeners(c, sink) < 0 && config_sink_done(sink))
+		return -1;
+	(void)config_read_token(c, sink);
+	return sink->n > n ? -1 : 0;
+}
+
 int
 config_finish(struct config *c, struct config_error *err)
 {
-	struct config_error dummy;
+	struct config_sink sink = { err, NULL, 0 };
 
-	if (err == NULL)
-		err = &dummy;
-	if (!c->peer_timeout_set) {
-		c->peer_timeout_ms = 3 * c->heartbeat_interval_ms;
-	} else if (c->peer_timeout_ms < c->heartbeat_interval_ms) {
-		config_where_err(c, err, "peer_timeout_ms",
-		    "must be at least heartbeat_interval_ms (%u)",
-		    c->heartbeat_interval_ms);
-		return -1;
-	}
-	if (config_check_listeners(c, err) < 0 || config_read_token(c, err) < 0)
-		return -1;
-	return 0;
+	return config_finish_sink(c, &sink);
 }
 
 const char *
@@ -760,29 +930,63 @@ config_default_path(void)
 	return SYSCONFDIR "/heartbeatd/heartbeatd.conf";
 }
 
-struct config *
-config_read(const char *path, char *const *sets, size_t nsets,
-    struct config_error *err)
+/*
+ * The whole read into a sink. Collecting, it goes on after errors: every -s
+ * is still applied and checked, and the cross-key checks run unless the file
+ * could not be read at all (its values are unknown then).
+ */
+static struct config *
+config_read_sink(const char *path, char *const *sets, size_t nsets,
+    struct config_sink *sink)
 {
 	struct config *c = config_new();
-	struct config_error dummy;
+	const char *file = path != NULL ? path : config_default_path();
 	size_t i;
+	int unread = 0;
 
-	if (err == NULL)
-		err = &dummy;
-	memset(err, 0, sizeof(*err));
-	if (config_load_file(c, path != NULL ? path : config_default_path(),
-	    path != NULL, err) < 0)
+	if (config_load_file_sink(c, file, path != NULL, sink, &unread) < 0 &&
+	    config_sink_done(sink))
 		goto fail;
 	for (i = 0; i < nsets; i++)
-		if (config_set(c, sets[i], (unsigned)(i + 1), err) < 0)
+		if (config_set_sink(c, sets[i], (unsigned)(i + 1), sink) < 0 &&
+		    config_sink_done(sink))
 			goto fail;
-	if (config_finish(c, err) < 0)
+	if (!unread)
+		(void)config_finish_sink(c, sink);
+	if (sink->n > 0)
 		goto fail;
 	return c;
 fail:
 	config_free(c);
 	return NULL;
+}
+
+struct config *
+config_read(const char *path, char *const *sets, size_t nsets,
+    struct config_error *err)
+{
+	struct config_sink sink = { err, NULL, 0 };
+
+	if (err != NULL)
+		memset(err, 0, sizeof(*err));
+	return config_read_sink(path, sets, nsets, &sink);
+}
+
+struct config *
+config_read_all(const char *path, char *const *sets, size_t nsets,
+    struct config_errors *errs)
+{
+	struct config_sink sink = { NULL, errs, 0 };
+
+	memset(errs, 0, sizeof(*errs));
+	return config_read_sink(path, sets, nsets, &sink);
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	free(errs->v);
+	memset(errs, 0, sizeof(*errs));
 }
 
 void

@@ -64,6 +64,7 @@ struct config {
 	/* private to config.c */
 	int peer_timeout_set;
 	unsigned seen_line[CONFIG_KEYS_MAX];	/* line where each key was set, by key index */
+	unsigned char bad[CONFIG_KEYS_MAX];	/* a value of this key was rejected */
 	struct config_where {	/* where each key was last set, by key index, */
 		char file[256];	/* for the cross-key checks of config_finish */
 		unsigned line;
@@ -78,6 +79,14 @@ struct config_error {
 	char reason[256];
 };
 
+/* Every error of one read, in the order found (config_read_all). */
+#define CONFIG_ERRORS_MAX 100	/* errors kept; more are only counted */
+struct config_errors {
+	struct config_error *v;
+	size_t n;
+	size_t more;		/* errors beyond CONFIG_ERRORS_MAX */
+};
+
 /*
  * The whole read: built-in defaults, then path (when path is NULL the
  * default file SYSCONFDIR/heartbeatd/heartbeatd.conf is read if it exists;
@@ -87,6 +96,16 @@ struct config_error {
  */
 struct config *config_read(const char *path, char *const *sets, size_t nsets,
     struct config_error *err);
+/*
+ * The same read, but it goes on after an error and collects every one (for
+ * -t): each bad line of the file, each bad -s, and each cross-key check not
+ * spoiled by a bad value it depends on. Returns a new config and leaves
+ * errs empty, or NULL with errs filled in; free errs with
+ * config_errors_free either way.
+ */
+struct config *config_read_all(const char *path, char *const *sets,
+    size_t nsets, struct config_errors *errs);
+void config_errors_free(struct config_errors *errs);
 
 struct config *config_new(void);	/* built-in defaults only */
 void config_free(struct config *c);

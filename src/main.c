@@ -27,6 +27,36 @@ usage(FILE *out)
 	    config_default_path());
 }
 
+/*
+ * -t: every config error on stderr, each as "file:line: key: reason" on its
+ * own line, and exit 1; or the effective config on stdout and exit 0.
+ */
+static int
+check_config(const char *path, char *const *sets, size_t nsets)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	char text[sizeof(errs.v->file) + sizeof(errs.v->key) +
+	    sizeof(errs.v->reason) + 32];
+	size_t i;
+
+	if ((cfg = config_read_all(path, sets, nsets, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++) {
+			config_error_format(&errs.v[i], text, sizeof(text));
+			fprintf(stderr, "%s\n", text);
+		}
+		if (errs.more > 0)
+			fprintf(stderr, "heartbeatd: %zu more errors not shown\n",
+			    errs.more);
+		config_errors_free(&errs);
+		return DAEMON_EXIT_CONFIG;
+	}
+	config_print(cfg, stdout);
+	config_free(cfg);
+	config_errors_free(&errs);
+	return DAEMON_EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -78,17 +108,16 @@ main(int argc, char **argv)
 		return DAEMON_EXIT_CONFIG;
 	}
 
+	if (check_only) {
+		rc = check_config(path, sets, nsets);
+		free(sets);
+		return rc;
+	}
 	log_detect_journal();
 	if ((cfg = config_read(path, sets, nsets, &err)) == NULL) {
 		config_error_log(&err, "bad-config");
 		free(sets);
 		return DAEMON_EXIT_CONFIG;
-	}
-	if (check_only) {
-		config_print(cfg, stdout);
-		config_free(cfg);
-		free(sets);
-		return DAEMON_EXIT_OK;
 	}
 	log_setup(cfg->log_format, cfg->log_level);
 	rc = daemon_run(cfg, path, sets, nsets);

@@ -501,6 +501,162 @@ START_TEST(test_error_log_line_carries_every_part)
 }
 END_TEST
 
+/* config_read_all of text with sets: must fail with want errors. */
+static struct config_errors
+read_all_failing(const char *text, char **sets, size_t nsets, size_t want)
+{
+	struct config_errors errs;
+	size_t i;
+
+	ck_assert_ptr_null(config_read_all(write_conf(text), sets, nsets, &errs));
+	if (errs.n != want) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s:%u: %s: %s\n", errs.v[i].file,
+			    errs.v[i].line, errs.v[i].key, errs.v[i].reason);
+	}
+	ck_assert_uint_eq(errs.n, want);
+	ck_assert_uint_eq(errs.more, 0);
+	return errs;
+}
+
+START_TEST(test_read_all_reports_every_error_in_order)
+{
+	char *sets[] = { "worker_nice=99", "bogus=1" };
+	struct config_errors errs;
+	struct config_error first;
+
+	errs = read_all_failing("threads = 0\n"
+	    "node_name = ok\n"
+	    "frobnicate = 1\n"
+	    "[main]\n"
+	    "log_level = loud\n", sets, 2, 6);
+	ck_assert_str_eq(errs.v[0].file, conf_path);
+	ck_assert_uint_eq(errs.v[0].line, 1);
+	ck_assert_str_eq(errs.v[0].key, "threads");
+	ck_assert_uint_eq(errs.v[1].line, 3);
+	ck_assert_str_eq(errs.v[1].key, "frobnicate");
+	ck_assert_uint_eq(errs.v[2].line, 4);
+	ck_assert_str_eq(errs.v[2].reason, "sections are not supported");
+	ck_assert_uint_eq(errs.v[3].line, 5);
+	ck_assert_str_eq(errs.v[3].key, "log_level");
+	ck_assert_str_eq(errs.v[4].file, "--set");
+	ck_assert_uint_eq(errs.v[4].line, 1);
+	ck_assert_str_eq(errs.v[4].key, "worker_nice");
+	ck_assert_str_eq(errs.v[5].file, "--set");
+	ck_assert_uint_eq(errs.v[5].line, 2);
+	ck_assert_str_eq(errs.v[5].key, "bogus");
+	/* config_read stops at the first of them */
+	ck_assert_ptr_null(config_read(conf_path, sets, 2, &first));
+	ck_assert_str_eq(first.key, "threads");
+	ck_assert_uint_eq(first.line, 1);
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_read_all_of_a_good_config_has_no_errors)
+{
+	struct config_errors errs;
+	struct config *c;
+
+	c = config_read_all(write_conf("threads = 2\n"), NULL, 0, &errs);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(errs.n, 0);
+	ck_assert_uint_eq(c->threads, 2);
+	config_free(c);
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_read_all_checks_cross_keys_after_line_errors)
+{
+	struct config_errors errs;
+
+	errs = read_all_failing("bogus = 1\n"
+	    "heartbeat_interval_ms = 500\n"
+	    "peer_timeout_ms = 100\n", NULL, 0, 2);
+	ck_assert_str_eq(errs.v[0].key, "bogus");
+	ck_assert_str_eq(errs.v[1].key, "peer_timeout_ms");
+	ck_assert_uint_eq(errs.v[1].line, 3);
+	ck_assert_ptr_nonnull(strstr(errs.v[1].reason, "heartbeat_interval_ms (500)"));
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_rejected_value_does_not_cause_cross_key_errors)
+{
+	struct config_errors errs;
+
+	/* the default work_listen left by the bad value would clash */
+	errs = read_all_failing("work_listen = nowhere\n"
+	    "peer_listen = 127.0.0.1:7070\n", NULL, 0, 1);
+	ck_assert_str_eq(errs.v[0].key, "work_listen");
+	config_errors_free(&errs);
+	/* and the default interval left by a bad one is not compared */
+	errs = read_all_failing("heartbeat_interval_ms = 0\n"
+	    "peer_timeout_ms = 100\n", NULL, 0, 1);
+	ck_assert_str_eq(errs.v[0].key, "heartbeat_interval_ms");
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_read_all_keeps_a_bounded_number_of_errors)
+{
+	static char text[CONFIG_ERRORS_MAX * 20 + 1024];
+	struct config_errors errs;
+	size_t i, len = 0;
+
+	for (i = 0; i < CONFIG_ERRORS_MAX + 50; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		    "bogus%zu = 1\n", i);
+	ck_assert_ptr_null(config_read_all(write_conf(text), NULL, 0, &errs));
+	ck_assert_uint_eq(errs.n, CONFIG_ERRORS_MAX);
+	ck_assert_uint_eq(errs.more, 50);
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_mistyped_key_gets_the_nearest_key)
+{
+	char *sets[] = { "thraeds=2" };
+	struct config_error err;
+	struct config_errors errs;
+
+	expect_error("heartbeat_intervl_ms = 500\n", 1, "heartbeat_intervl_ms",
+	    "unknown key; did you mean heartbeat_interval_ms?");
+	expect_error("node-name = a\n", 1, "node-name",
+	    "unknown key; did you mean node_name?");
+	expect_error("Threads = 2\n", 1, "Threads",
+	    "unknown key; did you mean threads?");
+	ck_assert_ptr_null(config_read(write_conf(""), sets, 1, &err));
+	ck_assert_str_eq(err.reason, "unknown key; did you mean threads?");
+	errs = read_all_failing("peers = a@127.0.0.1:7071\n", NULL, 0, 1);
+	ck_assert_str_eq(errs.v[0].reason, "unknown key; did you mean peer?");
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_unknown_key_far_from_any_gets_no_suggestion)
+{
+	struct config_error err;
+
+	ck_assert_ptr_null(read_text("frobnicate = 1\n", &err));
+	ck_assert_str_eq(err.reason, "unknown key");
+	ck_assert_ptr_null(read_text("colour = red\n", &err));
+	ck_assert_str_eq(err.reason, "unknown key");
+	ck_assert_ptr_null(read_text("interval = 5\n", &err));
+	ck_assert_str_eq(err.reason, "unknown key");
+}
+END_TEST
+
+START_TEST(test_error_text_escapes_control_characters)
+{
+	struct config_error err;
+
+	ck_assert_ptr_null(read_text("ke\x1by = 1\n", &err));
+	ck_assert_str_eq(err.key, "ke\\x1by");
+}
+END_TEST
+
 START_TEST(test_set_overrides_the_file)
 {
 	char *sets[] = { "threads=3", " worker_nice = 4 ", "http_listen=" };
@@ -716,7 +872,11 @@ START_TEST(test_print_shows_every_key)
 	    "peer_timeout_ms", "threads", "worker_nice", "pool_mode",
 	    "queue_max", "job_max_ms", "max_line", "max_connections",
 	    "max_jobs_per_conn", "auth_token", "log_format", "log_level",
-	    "heartbeat_log_ms", "shutdown_grace_ms" };
+	    "heartbeat_log_ms", "shutdown_grace_ms", "http_max_connections",
+	    "http_timeout_ms", "state_dir", "journal_sync_ms", "job_retention",
+	    "auth_token_file", "auth_timeout_ms", "idle_timeout_ms",
+	    "timer_slack_ns", "watchdog_lag_ms", "peer_in_max",
+	    "hello_timeout_ms" };
 	char *sets[] = { "peer=b@h:1", "http_listen=" };
 	char buf[4096], want[64];
 	struct config *c;
@@ -841,7 +1001,11 @@ START_TEST(test_shipped_conf_is_valid_and_documents_every_key)
 	    "peer_timeout_ms", "threads", "worker_nice", "pool_mode",
 	    "queue_max", "job_max_ms", "max_line", "max_connections",
 	    "max_jobs_per_conn", "auth_token", "log_format", "log_level",
-	    "heartbeat_log_ms", "shutdown_grace_ms" };
+	    "heartbeat_log_ms", "shutdown_grace_ms", "http_max_connections",
+	    "http_timeout_ms", "state_dir", "journal_sync_ms", "job_retention",
+	    "auth_token_file", "auth_timeout_ms", "idle_timeout_ms",
+	    "timer_slack_ns", "watchdog_lag_ms", "peer_in_max",
+	    "hello_timeout_ms" };
 	char path[PATH_MAX], want[64];
 	static char text[65536];
 	struct config_error err;
@@ -910,6 +1074,18 @@ config_suite(void)
 	tcase_add_test(tc, test_default_path_is_under_sysconfdir);
 	tcase_add_test(tc, test_error_format_names_file_line_and_key);
 	tcase_add_test(tc, test_error_log_line_carries_every_part);
+	tcase_add_test(tc, test_mistyped_key_gets_the_nearest_key);
+	tcase_add_test(tc, test_unknown_key_far_from_any_gets_no_suggestion);
+	tcase_add_test(tc, test_error_text_escapes_control_characters);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("every_error");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_read_all_reports_every_error_in_order);
+	tcase_add_test(tc, test_read_all_of_a_good_config_has_no_errors);
+	tcase_add_test(tc, test_read_all_checks_cross_keys_after_line_errors);
+	tcase_add_test(tc, test_rejected_value_does_not_cause_cross_key_errors);
+	tcase_add_test(tc, test_read_all_keeps_a_bounded_number_of_errors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("overrides");
