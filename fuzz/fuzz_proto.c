@@ -34,6 +34,17 @@ fuzz_check_line(const char *buf, size_t n, int len)
 		abort();
 }
 
+/* An ERR line never carries a raw byte outside printable ASCII. */
+static void
+fuzz_check_printable(const char *buf, int len)
+{
+	int i;
+
+	for (i = 0; i + 1 < len; i++)
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
+			abort();
+}
+
 static void
 fuzz_request(char *line, char *out, size_t outn, size_t cut)
 {
@@ -53,6 +64,7 @@ fuzz_request(char *line, char *out, size_t outn, size_t cut)
 		    proto_fmt_err(out, outn, err.code, err.text));
 		fuzz_check_line(small, cut,
 		    proto_fmt_err(small, cut, err.code, err.text));
+		fuzz_check_printable(out, proto_fmt_err(out, outn, err.code, err.text));
 		return;
 	}
 	if (rc != 0 || (unsigned)req.verb >= PROTO_VERB_COUNT)
@@ -64,7 +76,9 @@ fuzz_request(char *line, char *out, size_t outn, size_t cut)
 		fuzz_check_line(small, cut,
 		    proto_fmt_fail(small, cut, 1, "error", req.token));
 	}
-	if ((req.verb == PROTO_CANCEL || req.verb == PROTO_STATUS) && req.id == 0)
+	fuzz_check_printable(out, proto_fmt_err(out, outn, "bad-arg", line));
+	if ((req.verb == PROTO_CANCEL || req.verb == PROTO_STATUS ||
+	    req.verb == PROTO_WAIT) && req.id == 0)
 		abort();
 	if (req.verb != PROTO_SUBMIT)
 		return;
@@ -75,8 +89,12 @@ fuzz_request(char *line, char *out, size_t outn, size_t cut)
 			abort();
 		fuzz_check_line(out, outn, proto_fmt_done(out, outn, req.id, req.vals[i],
 		    i, i));
-		fuzz_check_line(small, cut, proto_fmt_job(small, cut, i, req.kind,
-		    req.keys[i], (unsigned)i, i, i));
+		fuzz_check_line(small, cut, proto_fmt_job(small, cut, &(struct proto_job){
+		    .id = i, .kind = req.kind, .state = req.keys[i], .progress = (unsigned)i,
+		    .queue_us = i, .run_us = i, .detached = (int)(i & 1),
+		    .result = (i & 1) ? req.vals[i] : NULL,
+		    .reason = (i & 1) ? NULL : req.keys[i],
+		    .detail = (i & 2) ? req.vals[i] : NULL }));
 	}
 }
 
@@ -98,7 +116,8 @@ fuzz_peer(char *line, char *out, size_t outn, size_t cut)
 		break;
 	case PROTO_HB:
 	case PROTO_ACK:
-		fuzz_check_line(out, outn, proto_fmt_hb(out, outn, m.seq, m.t, m.lag_us));
+		fuzz_check_line(out, outn, proto_fmt_hb(out, outn, m.seq, m.t, m.lag_us,
+		    m.missed));
 		fuzz_check_line(small, cut, proto_fmt_ack(small, cut, m.seq, m.t));
 		break;
 	default:

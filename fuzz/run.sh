@@ -32,7 +32,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 build() {
 	name=$1
 	case $name in
-	proto)	srcs="src/proto.c src/util.c"; mods= ;;
+	proto)	srcs="src/proto.c src/status.c src/liveness.c src/util.c"; mods= ;;
 	config)	srcs="src/config.c src/log.c src/util.c"; mods=inih ;;
 	*)	say "unknown target $name"; exit 2 ;;
 	esac
