@@ -12,6 +12,19 @@
  *     client that does not read cannot make the daemon buffer without bound.
  *   - WATCH puts a connection on the watchers list; each tick's line goes to
  *     that list only.
+ *   - With a token set, a connection must AUTH within auth_timeout_ms, and
+ *     while it has not it is on the unauthenticated list: at
+ *     max_connections a newcomer closes the oldest of those instead of
+ *     being refused. idle_timeout_ms closes a connection with no request,
+ *     job, WAIT or WATCH. Both are libevent common timeouts (O(1) re-arm).
+ *   - A detached SUBMIT whose OK waits for the journal holds the
+ *     connection: nothing more is read from it until work_settle, so
+ *     replies stay in request order.
+ *   - EOF is a half-close: everything the client sent is answered and every
+ *     outcome it expects (attached jobs, WAITs) sent before the close. TCP
+ *     cannot tell that from a full close, so such a connection is probed
+ *     for a reset; a reset or a failed write is a disconnect, which drops
+ *     its attached jobs.
  *   - A connection is freed only by work_conn_close(c, reason), which also
  *     drops its jobs; when its last words matter (BYE, line-too-long, busy,
  *     shutdown) work_conn_finish() stops reading and closes once the output
