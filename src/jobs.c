@@ -231,18 +231,26 @@ jobs_journal_finish(struct jobs *js, const struct jobs_outcome *o)
 	journal_finish(js->journal, &jo);
 }
 
+/* Connection conn_id waits for one outcome less. */
+static void
+jobs_unwait(struct jobs *js, uint64_t conn_id)
+{
+	struct jobs_conn *jc = jobs_conn_get(js, conn_id, 0);
+
+	if (jc != NULL) {
+		jc->waits--;
+		jobs_conn_put(js, conn_id, jc);
+	}
+}
+
 /* Nobody will be told: forget the WAITs on j. */
 static void
 jobs_forget_waiters(struct jobs *js, struct job *j)
 {
-	struct jobs_conn *jc;
 	size_t i;
 
 	for (i = 0; i < j->nwaiters; i++)
-		if ((jc = jobs_conn_get(js, j->waiters[i], 0)) != NULL) {
-			jc->waits--;
-			jobs_conn_put(js, j->waiters[i], jc);
-		}
+		jobs_unwait(js, j->waiters[i]);
 	j->nwaiters = 0;
 }
 
@@ -312,10 +320,7 @@ jobs_done(struct job *j, void *arg)
 		js->dropped++;		/* its client went away */
 	}
 	for (i = 0; i < j->nwaiters; i++) {
-		if ((jc = jobs_conn_get(js, j->waiters[i], 0)) != NULL) {
-			jc->waits--;
-			jobs_conn_put(js, j->waiters[i], jc);
-		}
+		jobs_unwait(js, j->waiters[i]);
 		jobs_send(js, j->waiters[i], line, n);
 	}
 	job_free(j);
@@ -618,6 +623,8 @@ jobs_wait(struct jobs *js, uint64_t conn_id, uint64_t id)
 	size_t i;
 
 	if (j != NULL) {
+		if (j->conn_id == conn_id)
+			return 0;	/* its own job: the outcome comes anyway */
 		for (i = 0; i < j->nwaiters; i++)
 			if (j->waiters[i] == conn_id)
 				return 0;	/* waiting already: one outcome */

@@ -1436,6 +1436,28 @@ START_TEST(test_detached_job_outlives_its_connection_and_any_client_can_wait)
 }
 END_TEST
 
+START_TEST(test_wait_on_its_own_attached_job_gives_one_outcome)
+{
+	struct hb_proc *p = hb_start(NULL);
+	struct hb_conn *c = hb_connect(p->work_addr);
+	char req[64], *line;
+	uint64_t id;
+
+	id = submit(c, "sleep ms=300");
+	snprintf(req, sizeof(req), "WAIT %llu", (unsigned long long)id);
+	hb_request(c, req, "OK ");
+	line = outcome(c, id, OUTCOME_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0, "outcome: %s", line);
+	/* exactly one: the next line is the PING's */
+	hb_sendf(c, "PING\n");
+	line = hb_recv(c, HB_REPLY_MS);
+	ck_assert_msg(line != NULL && strcmp(line, "PONG") == 0,
+	    "a second outcome or none: %s", line != NULL ? line : "(nothing)");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 START_TEST(test_jobs_lists_queued_and_running_jobs_in_id_order)
 {
 	struct hb_proc *p = hb_start("-s", "threads=1", NULL);
@@ -2457,6 +2479,7 @@ work_suite(void)
 	tcase_add_test(tc, test_half_closed_client_gets_every_attached_outcome_then_eof);
 	tcase_add_test(tc, test_detached_job_outlives_its_connection_and_any_client_can_wait);
 	tcase_add_test(tc, test_jobs_lists_queued_and_running_jobs_in_id_order);
+	tcase_add_test(tc, test_wait_on_its_own_attached_job_gives_one_outcome);
 	tcase_add_test(tc, test_failed_job_status_carries_its_reason);
 	tcase_add_test(tc, test_journaled_jobs_survive_sigkill_with_exactly_one_outcome);
 	tcase_add_test(tc, test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start);
