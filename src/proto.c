@@ -306,13 +306,28 @@ proto_out_unit(struct proto_out *o, const char *s, size_t len, size_t reserve)
 static void
 proto_out_str(struct proto_out *o, const char *s)
 {
-	for (; s != NULL && *s != '\0'; s++) {
-		char c = *s;
+	size_t run, room;
 
-		if ((unsigned char)c < 0x20 || c == 0x7f)
-			c = ' ';
-		if (proto_out_unit(o, &c, 1, 0) < 0)
-			return;
+	/* runs of ordinary bytes go in one memcpy; a control byte becomes a
+	 * space (this is on every reply's path) */
+	while (s != NULL && *s != '\0' && !o->full) {
+		for (run = 0; (unsigned char)s[run] >= 0x20 && s[run] != 0x7f; run++)
+			;
+		if (run > 0) {
+			room = proto_out_room(o, 0);
+			if (run > room) {
+				memcpy(o->buf + o->len, s, room);
+				o->len += room;
+				o->buf[o->len] = '\0';
+				o->full = 1;
+				return;
+			}
+			proto_out_unit(o, s, run, 0);
+			s += run;
+		} else {
+			proto_out_unit(o, " ", 1, 0);
+			s++;
+		}
 	}
 }
 
