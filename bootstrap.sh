@@ -16,8 +16,10 @@ cd "$(dirname "$0")"
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# systemd: tests/systemd.test boots it (with unshare, nsenter and mount from
+# the essential util-linux and mount) to run the shipped unit
 PACKAGES="gcc make autoconf automake pkg-config libevent-dev check libinih-dev \
-libssl-dev libsystemd-dev libsqlite3-dev"
+libssl-dev libsystemd-dev libsqlite3-dev systemd"
 
 say() { printf '%s\n' "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -94,8 +96,12 @@ run_check() {
 		done
 		die "tests failed in $dir"
 	fi
-	grep -E '^# (TOTAL|PASS|FAIL|ERROR):' "$dir.check.log" | tr '\n' ' ' >&2
+	grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$dir.check.log" | tr '\n' ' ' >&2
 	echo >&2
+	# a skipped test says why on its SKIP: line; show it
+	for t in $(sed -n 's/^SKIP: \([^ ]*\).*/\1/p' "$dir.check.log"); do
+		say "$t: $(grep -m 1 '^SKIP:' "$(test_log "$dir" "$t")" 2>/dev/null)"
+	done
 	passed=$((passed + $(sed -n 's/^# PASS: *//p' "$dir.check.log")))
 }
 passed=0
