@@ -1038,15 +1038,17 @@ static void
 lateness(const char *name, uint64_t t0, uint64_t t1)
 {
 	const struct arrival **v;
-	uint64_t *gap, *lag, *seen, missed = 0, transit_max = 0, span_max = 0;
+	uint64_t *gap, *lag, *seen, *span, missed = 0, transit_max = 0;
 	uint64_t first = 0;
-	size_t i, n = 0, ngap = 0;
+	size_t i, n = 0, ngap = 0, nspan = 0;
 
 	v = calloc(narrivals + 1, sizeof(*v));
 	gap = calloc(narrivals + 1, sizeof(*gap));
 	lag = calloc(narrivals + 1, sizeof(*lag));
 	seen = calloc(narrivals + 1, sizeof(*seen));
-	if (v == NULL || gap == NULL || lag == NULL || seen == NULL)
+	span = calloc(narrivals + 1, sizeof(*span));
+	if (v == NULL || gap == NULL || lag == NULL || seen == NULL ||
+	    span == NULL)
 		fatal("out of memory");
 	for (i = 0; i < narrivals; i++) {
 		const struct arrival *a = &arrivals[i];
@@ -1066,31 +1068,36 @@ lateness(const char *name, uint64_t t0, uint64_t t1)
 	/* one tick's HBs: <t>s closer than half an interval to the previous */
 	qsort(v, n, sizeof(*v), cmp_sent);
 	for (i = 0; i < n; i++) {
-		if (i == 0 || v[i]->sent - v[i - 1]->sent > interval_ns / 2)
+		if (i == 0 || v[i]->sent - v[i - 1]->sent > interval_ns / 2) {
 			first = v[i]->sent;
-		if (v[i]->sent - first > span_max)
-			span_max = v[i]->sent - first;
+			nspan++;
+		}
+		/* a tick's span: its first HB's <t> to its last one's */
+		span[nspan - 1] = (v[i]->sent - first) / NS_PER_US;
 		seen[i] = v[i]->lag_us + (v[i]->t > first ? v[i]->t - first :
 		    0) / NS_PER_US;
 	}
 	qsort(gap, ngap, sizeof(*gap), cmp_u64);
 	qsort(lag, n, sizeof(*lag), cmp_u64);
 	qsort(seen, n, sizeof(*seen), cmp_u64);
+	qsort(span, nspan, sizeof(*span), cmp_u64);
 	printf("%s hb=%zu missed=%" PRIu64 " gap_p50_us=%" PRIu64
 	    " gap_p99_us=%" PRIu64 " gap_max_us=%" PRIu64 " lag_p50_us=%"
 	    PRIu64 " lag_p99_us=%" PRIu64 " lag_max_us=%" PRIu64
 	    " seen_p50_us=%" PRIu64 " seen_p99_us=%" PRIu64 " seen_max_us=%"
-	    PRIu64 " span_max_us=%" PRIu64 " transit_max_us=%" PRIu64 "\n",
+	    PRIu64 " ticks=%zu span_p50_us=%" PRIu64 " span_max_us=%" PRIu64
+	    " transit_max_us=%" PRIu64 "\n",
 	    name, n, missed, pct(gap, ngap, 50), pct(gap, ngap, 99),
 	    ngap ? gap[ngap - 1] : 0, pct(lag, n, 50), pct(lag, n, 99),
 	    n ? lag[n - 1] : 0, pct(seen, n, 50), pct(seen, n, 99),
-	    n ? seen[n - 1] : 0, span_max / NS_PER_US,
-	    transit_max / NS_PER_US);
+	    n ? seen[n - 1] : 0, nspan, pct(span, nspan, 50),
+	    nspan ? span[nspan - 1] : 0, transit_max / NS_PER_US);
 	fflush(stdout);
 	free(v);
 	free(gap);
 	free(lag);
 	free(seen);
+	free(span);
 }
 
 /* Measure [now, now + s) serving everything; then the HBs in it. */
