@@ -429,9 +429,13 @@ link_line(struct link *l, char *line, uint64_t t)
 	l->last_t = t;
 }
 
-/* Read a heartbeat link; the arrival time is the kernel's stamp. */
-static void
-link_read(struct link *l)
+/*
+ * recv() that also returns when the data arrived: the kernel's receive stamp
+ * of the last segment taken (SO_TIMESTAMPNS), moved to CLOCK_MONOTONIC, or
+ * the time of the read when there is none.
+ */
+static ssize_t
+recv_stamped(int fd, char *buf, size_t len, uint64_t *t)
 {
 	union {
 		char		buf[CMSG_SPACE(sizeof(struct timespec))];
@@ -441,34 +445,47 @@ link_read(struct link *l)
 	struct msghdr msg;
 	struct cmsghdr *cm;
 	struct timespec real, stamp;
-	uint64_t t, tu;
-	char *p, *nl, *end;
+	uint64_t tu;
 	ssize_t r;
 
-	iov.iov_base = l->in + l->inlen;
-	iov.iov_len = LINKBUF - l->inlen;
+	iov.iov_base = buf;
+	iov.iov_len = len;
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.buf;
 	msg.msg_controllen = sizeof(ctl.buf);
-	r = recvmsg(l->fd, &msg, 0);
-	t = tu = now_ns();
+	r = recvmsg(fd, &msg, 0);
+	*t = tu = now_ns();
+	if (r <= 0)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &real);
+	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
+		if (cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_TIMESTAMPNS) {
+			memcpy(&stamp, CMSG_DATA(cm), sizeof(stamp));
+			*t = tu - (uint64_t)((int64_t)(real.tv_sec -
+			    stamp.tv_sec) * (int64_t)NS_PER_S +
+			    (real.tv_nsec - stamp.tv_nsec));
+		}
+	return r;
+}
+
+/* Read a heartbeat link; the arrival time is the kernel's stamp. */
+static void
+link_read(struct link *l)
+{
+	uint64_t t;
+	char *p, *nl, *end;
+	ssize_t r;
+
+	r = recv_stamped(l->fd, l->in + l->inlen, LINKBUF - l->inlen, &t);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {
 		link_close(l);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &real);
-	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
-		if (cm->cmsg_level == SOL_SOCKET &&
-		    cm->cmsg_type == SCM_TIMESTAMPNS) {
-			memcpy(&stamp, CMSG_DATA(cm), sizeof(stamp));
-			t = tu - (uint64_t)((int64_t)(real.tv_sec -
-			    stamp.tv_sec) * (int64_t)NS_PER_S +
-			    (real.tv_nsec - stamp.tv_nsec));
-		}
 	l->inlen += (size_t)r;
 	p = l->in;
 	end = l->in + l->inlen;
@@ -521,8 +538,12 @@ static unsigned ping_n, ping_late;	/* late: no PONG within 100 ms */
 static int
 ctl_open(struct ctl *c)
 {
+	int one = 1;
+
 	if ((c->fd = tcp_socket()) < 0)
 		return -1;
+	/* the reply's arrival is its kernel stamp, not when we got to it */
+	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&work_sin, sizeof(work_sin)) < 0 &&
 	    errno != EINPROGRESS) {
 		close(c->fd);
@@ -547,10 +568,12 @@ ctl_send(struct ctl *c, const char *req)
 static void
 ctl_read(struct ctl *c)
 {
+	uint64_t t;
 	ssize_t r;
 	char *nl;
 
-	r = read(c->fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen);
+	r = recv_stamped(c->fd, c->in + c->inlen, sizeof(c->in) - 1 - c->inlen,
+	    &t);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {
@@ -563,7 +586,7 @@ ctl_read(struct ctl *c)
 	c->inlen += (size_t)r;
 	c->in[c->inlen] = '\0';
 	while ((nl = strchr(c->in, '\n')) != NULL) {
-		uint64_t d = now_ns() - c->t_sent;
+		uint64_t d = t > c->t_sent ? t - c->t_sent : 0;
 		size_t used = (size_t)(nl + 1 - c->in);
 
 		*nl = '\0';
