@@ -416,23 +416,32 @@ function get(key,    i, eq) {
 	}
 	return ""
 }
+# lateness lines come before their scenario's summary: keep them till then
 function late(label) {
-	printf "  %-34s HB %5s  missed %s  peer p50/p99/max %s/%s/%s  own p99/max %s/%s  seen max %s\n",
+	pend = pend sprintf("  %-27s HB %5s mis %s  peer p50/p99/max %s/%s/%s  own p99/max %s/%s  seen max %s\n",
 	    label, get("hb"), get("missed"), t(get("gap_p50_us")),
 	    t(get("gap_p99_us")), t(get("gap_max_us")), t(get("lag_p99_us")),
-	    t(get("lag_max_us")), t(get("seen_max_us"))
+	    t(get("lag_max_us")), t(get("seen_max_us")))
 }
+function flush() { printf "%s", pend; pend = "" }
 $1 == "idle_connect" { late("while they connect"); next }
-$1 == "idle_held" { late("while they are held, idle") ; next }
+$1 == "idle_held" { late("while held, idle"); next }
 $1 == "idle" {
 	printf "(1) %d idle work clients (10 ms interval): %d PONGs, %d failed, all in %s\n",
 	    get("clients"), get("pongs"), get("failed"), t(get("serve_us"))
 	printf "  RSS %s before, %s with them (peak %s): %s bytes per connection; daemon fds %s, STATS connections %s\n",
 	    mb(get("rss0_kb")), mb(get("rss_kb")), mb(get("hwm_kb")),
 	    get("bytes_per_conn"), get("fds"), get("connections")
+	flush()
 	next
 }
-$1 == "peers_held" { late("over the window, every link"); printf "  %-34s send span (first to last HB of a tick) p50 %s max %s, transit max %s\n", "", t(get("span_p50_us")), t(get("span_max_us")), t(get("transit_max_us")); next }
+$1 == "peers_held" {
+	late("over the window, all links")
+	pend = pend sprintf("  %-27s one tick's HBs, first to last <t>: p50 %s max %s; transit max %s\n",
+	    "", t(get("span_p50_us")), t(get("span_max_us")),
+	    t(get("transit_max_us")))
+	next
+}
 $1 == "peers" {
 	printf "(2) %d peers at 1 s: %s up after %s (from the first link: %s); links %s\n",
 	    get("peers"), get("peers_up"), t(get("up_us")), t(get("up_first_us")),
@@ -440,6 +449,7 @@ $1 == "peers" {
 	printf "  CPU %.2f%% of a core over %s (%s ticks); RSS %s, peak %s; fds %s\n",
 	    get("cpu_pct"), t(get("window_us")), get("cpu_ticks"),
 	    mb(get("rss_kb")), mb(get("hwm_kb")), get("fds")
+	flush()
 	next
 }
 $1 == "http_quiet" { next }
@@ -463,6 +473,7 @@ $1 == "http" {
 	    get("healthz_timeout")
 	printf "  work PING every 100 ms: %s PONGs, max %s, %s over 100 ms\n",
 	    get("pings"), t(get("ping_max_us")), get("ping_late")
+	flush()
 	next
 }
 END {
