@@ -341,13 +341,15 @@ scale_one() {
 		head -n 1)
 	haddr=$(sed -n 's/.*msg=listening service=http addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
 		head -n 1)
+	paddr=$(sed -n 's/.*msg=listening service=peer addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
+		head -n 1)
 	if ! alive "$dpid" || [ -z "$addr" ] || ! grep -q 'msg=ready' "$log"; then
 		say "scale $sc: heartbeatd did not come up: $(tail -n 1 "$log")"
-		echo "- - 0" >&3
+		echo "- - - 0" >&3
 	else
 		say "scale $sc: heartbeatd pid $dpid, work $addr," \
 			"http ${haddr:--}, peer port $port"
-		echo "$addr ${haddr:--} $dpid" >&3
+		echo "$addr ${haddr:--} ${paddr:--} $dpid" >&3
 	fi
 	exec 3>&-
 	wait_for "$scale_limit" hb_done ||
@@ -473,6 +475,8 @@ $1 == "http" {
 	    get("healthz_timeout")
 	printf "  work PING every 100 ms: %s PONGs, max %s, %s over 100 ms\n",
 	    get("pings"), t(get("ping_max_us")), get("ping_late")
+	printf "  inbound peer HB every 100 ms: %s ACKs, max %s, %s over 100 ms; STATS peers_up after: %s\n",
+	    get("acks"), t(get("ack_max_us")), get("ack_late"), get("peers_up")
 	flush()
 	next
 }

@@ -15,17 +15,19 @@
  *          over -d seconds the daemon's CPU (utime+stime of /proc/PID/stat),
  *          its RSS and the heartbeat lateness on every link.
  *   http   the daemon's peer, one work connection that PINGs every 100 ms,
+ *          an inbound peer (HELLO, then an HB every 100 ms, ACK timed),
  *          a /healthz probe every 250 ms, and -n slow HTTP clients: each
  *          connects to http_listen and sends one byte of a request that
  *          never ends every -b ms; when the daemon closes it, it connects
  *          again after -r ms (0: never). Over -d seconds: how long the
  *          daemon held each (closed at once, or cut at its http_timeout_ms,
  *          -T), the most it held at once, the peak of its open fds
- *          (/proc/PID/fd), whether /healthz and PING got through, and the
- *          heartbeat lateness.
+ *          (/proc/PID/fd), whether /healthz, PING and the inbound HBs got
+ *          through, and the heartbeat lateness.
  *
- * It prints "peer_port=N" first, then reads one line "WORK HTTP PID" (the
- * daemon's work and HTTP addresses, IPv4 HOST:PORT or "-", and its pid)
+ * It prints "peer_port=N" first, then reads one line "WORK HTTP PEER PID" (the
+ * daemon's work, HTTP and peer addresses, IPv4 HOST:PORT or "-", and its
+ * pid)
  * from stdin, so that the daemon can be started in between (bench/run.sh
  * scale does this). Results: key=value lines on stdout, times in
  * microseconds; notes on stderr. Every wait is bounded; every socket is
@@ -54,6 +56,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -107,6 +110,9 @@ struct ctl {			/* one work connection: STATS or PING */
 	char		 in[LINE_MAX_];
 	char		 line[LINE_MAX_];	/* the last reply */
 	unsigned	 replies;
+	const char	*expect;	/* a reply timed: "PONG", "ACK" */
+	unsigned	 n_ok, n_late;	/* late: over 100 ms */
+	uint64_t	 rtt_max;
 };
 
 struct probe {			/* one GET /healthz */
@@ -198,7 +204,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: scale [-p PORT] [-I ms] [-n N] [-d s] [-t s] [-b ms] "
 	    "[-r ms] [-T ms] idle|peers|http\n"
-	    "  prints peer_port=N, then reads \"WORK HTTP PID\" from stdin\n"
+	    "  prints peer_port=N, then reads \"WORK HTTP PEER PID\" from stdin\n"
 	    "  -p  peer port to listen on, 127.0.0.1 (0: any; default)\n"
 	    "  -I  the daemon's heartbeat interval, ms (10)\n"
 	    "  -n  clients (idle, http) or peer links (peers) (10000)\n"
@@ -531,21 +537,28 @@ serve_links(void)
 
 /* ---- a work connection: STATS or PING, one at a time ---------------------- */
 
-static struct ctl wctl = { .kind = K_CTL, .fd = -1 };
-static uint64_t ping_max_ns, ping_sum_ns;
-static unsigned ping_n, ping_late;	/* late: no PONG within 100 ms */
+static struct ctl wctl = { .kind = K_CTL, .fd = -1, .expect = "PONG" };
+/* an inbound peer of the daemon's: HELLO, then an HB every 100 ms */
+static struct ctl pctl = { .kind = K_CTL, .fd = -1, .expect = "ACK " };
+static struct sockaddr_in peer_sin;
+static int have_peer;
+static uint64_t pseq;
 
 static int
-ctl_open(struct ctl *c)
+ctl_open(struct ctl *c, const struct sockaddr_in *to)
 {
+	struct timeval tv = { 2, 0 };
 	int one = 1;
 
-	if ((c->fd = tcp_socket()) < 0)
+	/* connected before the first request: blocking, at most 2 s */
+	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
 		return -1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	/* the reply's arrival is its kernel stamp, not when we got to it */
 	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&work_sin, sizeof(work_sin)) < 0 &&
-	    errno != EINPROGRESS) {
+	if (connect(c->fd, (const struct sockaddr *)to, sizeof(*to)) < 0 ||
+	    fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0) {
 		close(c->fd);
 		c->fd = -1;
 		return -1;
@@ -577,7 +590,8 @@ ctl_read(struct ctl *c)
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) {
-		note("the work connection closed");
+		note("the %s connection closed",
+		    c == &wctl ? "work" : "inbound peer");
 		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 		c->fd = -1;
@@ -596,13 +610,12 @@ ctl_read(struct ctl *c)
 		c->inlen -= used;
 		c->waiting = 0;
 		c->replies++;
-		if (strncmp(c->line, "PONG", 4) == 0) {
-			ping_n++;
-			ping_sum_ns += d;
-			if (d > ping_max_ns)
-				ping_max_ns = d;
+		if (strncmp(c->line, c->expect, strlen(c->expect)) == 0) {
+			c->n_ok++;
+			if (d > c->rtt_max)
+				c->rtt_max = d;
 			if (d > 100 * NS_PER_MS)
-				ping_late++;
+				c->n_late++;
 		}
 	}
 	if (c->inlen == sizeof(c->in) - 1)
@@ -947,8 +960,17 @@ housekeeping(void)
 	if (have_work && now >= next_ping) {
 		next_ping = now + 100 * NS_PER_MS;
 		if (wctl.waiting && now - wctl.t_sent > NS_PER_S)
-			ping_late++;	/* counted once more per 100 ms stuck */
+			wctl.n_late++;	/* counted once more per 100 ms stuck */
 		ctl_send(&wctl, "PING\n");
+		if (pctl.fd >= 0 && pctl.replies > 0) {	/* WELCOMEd */
+			char hb[64];
+
+			if (pctl.waiting && now - pctl.t_sent > NS_PER_S)
+				pctl.n_late++;
+			snprintf(hb, sizeof(hb), "HB %" PRIu64 " %" PRIu64 "\n",
+			    ++pseq, now);
+			ctl_send(&pctl, hb);
+		}
 	}
 	if (probing && have_http) {
 		if (hp.fd >= 0 && now - hp.t0 > NS_PER_S)
@@ -1024,6 +1046,12 @@ static int
 ctl_answered(void)
 {
 	return !wctl.waiting || wctl.fd < 0;
+}
+
+static int
+ctl_answered_peer(void)
+{
+	return !pctl.waiting || pctl.fd < 0;
 }
 
 /* ---- figures -------------------------------------------------------------- */
@@ -1244,9 +1272,15 @@ scenario_http(void)
 {
 	long fds0, fds1;
 	uint64_t t0, t1;
-	uint64_t ping_sum_before = 0;
+	long up;
 
 	wait_heartbeat();
+	if (have_peer && ctl_open(&pctl, &peer_sin) == 0) {
+		ctl_send(&pctl, "HELLO scale 1\n");
+		run_until(now_ns() + NS_PER_S, ctl_answered_peer);
+		if (strncmp(pctl.line, "WELCOME", 7) != 0)
+			note("inbound peer: no WELCOME (\"%.40s\")", pctl.line);
+	}
 	fds0 = proc_fds();
 	lateness("http_quiet", now_ns() - 1000 * NS_PER_MS, now_ns());
 	sampling = probing = 1;
@@ -1263,7 +1297,7 @@ scenario_http(void)
 	fds1 = proc_fds();
 	qsort(shed_ns, n_shed, sizeof(*shed_ns), cmp_u64);
 	qsort(cut_ns, n_cut, sizeof(*cut_ns), cmp_u64);
-	(void)ping_sum_before;
+	up = stats_now("peers_up");
 	printf("http clients=%u connects=%u connect_err=%u conn_failed=%u "
 	    "open_max=%u shed=%zu shed_p50_us=%" PRIu64 " shed_p99_us=%" PRIu64
 	    " shed_max_us=%" PRIu64 " cut=%zu cut_min_us=%" PRIu64
@@ -1271,7 +1305,8 @@ scenario_http(void)
 	    "fds0=%ld fds_peak=%ld fds_after=%ld healthz_ok=%u "
 	    "healthz_refused=%u healthz_timeout=%u healthz_other=%u "
 	    "healthz_max_us=%" PRIu64 " pings=%u ping_max_us=%" PRIu64
-	    " ping_late=%u window_us=%" PRIu64 " timeout_ms=%u\n", nclients,
+	    " ping_late=%u acks=%u ack_max_us=%" PRIu64 " ack_late=%u "
+	    "peers_up=%ld window_us=%" PRIu64 " timeout_ms=%u\n", nclients,
 	    n_connects, n_connect_err, n_failed, n_open_max, n_shed,
 	    pct(shed_ns, n_shed, 50) / NS_PER_US,
 	    pct(shed_ns, n_shed, 99) / NS_PER_US,
@@ -1280,7 +1315,8 @@ scenario_http(void)
 	    n_cut ? cut_ns[n_cut - 1] / NS_PER_US : 0,
 	    hold_over_ns / NS_PER_US, n_unexpected, fds0, fds_peak, fds1,
 	    hz_ok, hz_refused, hz_timeout, hz_other, hz_max_ns / NS_PER_US,
-	    ping_n, ping_max_ns / NS_PER_US, ping_late, (t1 - t0) / NS_PER_US,
+	    wctl.n_ok, wctl.rtt_max / NS_PER_US, wctl.n_late, pctl.n_ok,
+	    pctl.rtt_max / NS_PER_US, pctl.n_late, up, (t1 - t0) / NS_PER_US,
 	    timeout_ms);
 }
 
@@ -1309,7 +1345,7 @@ int
 main(int argc, char **argv)
 {
 	static char line[512];
-	char waddr[128], haddr[128];
+	char waddr[128], haddr[128], paddr[128];
 	struct rlimit rl;
 	int ch, port;
 
@@ -1375,16 +1411,17 @@ main(int argc, char **argv)
 	printf("peer_port=%d\n", port);
 	fflush(stdout);
 	if (fgets(line, sizeof(line), stdin) == NULL ||
-	    sscanf(line, "%127s %127s %ld", waddr, haddr, &dpid) != 3 ||
-	    dpid <= 0)
-		fatal("expected \"WORK HTTP PID\" on stdin");
+	    sscanf(line, "%127s %127s %127s %ld", waddr, haddr, paddr,
+	    &dpid) != 4 || dpid <= 0)
+		fatal("expected \"WORK HTTP PEER PID\" on stdin");
 	address(waddr, &work_sin, &have_work);
 	address(haddr, &http_sin, &have_http);
+	address(paddr, &peer_sin, &have_peer);
 	if (!have_work)
 		fatal("no work address");
 	if (strcmp(mode, "http") == 0 && !have_http)
 		fatal("http needs the daemon's HTTP address");
-	if (ctl_open(&wctl) < 0)
+	if (ctl_open(&wctl, &work_sin) < 0)
 		fatal("work connection: %s", strerror(errno));
 
 	if (strcmp(mode, "idle") == 0)
@@ -1399,6 +1436,8 @@ main(int argc, char **argv)
 	clients_close();
 	if (wctl.fd >= 0)
 		close(wctl.fd);
+	if (pctl.fd >= 0)
+		close(pctl.fd);
 	if (hp.fd >= 0)
 		close(hp.fd);
 	while (nlinks > 0)
