@@ -373,6 +373,7 @@ scale_one() {
 	rm -f "$fifo"
 }
 
+# shellcheck disable=SC3045 # dash, bash and busybox sh all have -H and -n
 run_scale() {
 	scale_n=${SCALE_CLIENTS:-10000} scale_s=${SCALE_SECONDS:-5}
 	scale_peers=${SCALE_PEERS:-1000} scale_peers_s=${SCALE_PEER_SECONDS:-15}
