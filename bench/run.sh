@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--quick] [DAEMON...]
 #   bench/run.sh burst [DAEMON...]
+#   bench/run.sh scale
 #
 # Builds bench/hbbench.c and the C anchors of shared/anchors into a temporary
 # directory, then for each daemon (heartbeatd, uv_daemon, inline_daemon,
@@ -25,6 +26,12 @@
 # unless daemons are named; the fd limit is raised to the hard limit for it
 # and heartbeatd gets -s max_connections=20000.
 #
+# "scale" runs bench/scale.c against heartbeatd alone, one daemon per
+# scenario: 10,000 idle work clients (RSS, bytes per connection, lateness),
+# 1000 peers at a 1 s interval (time until all are up, CPU, RSS, lateness on
+# every link), and 10,000 slow HTTP clients (what the daemon holds, its fds,
+# whether /healthz, PING and the heartbeats get through). See bench/README.md.
+#
 #   --quick       shorter windows (2 s idle, 3 s loaded, 2 s jobs/s, 1000
 #                 round trips) instead of 3 s, 10 s, 5 s, 2000
 #   HEARTBEATD    the daemon to measure (default build/src/heartbeatd)
@@ -33,6 +40,12 @@
 #   BENCH_KEEP=1  keep the temporary directory (logs, raw HB arrivals)
 #   SLACK_NS      timer slack of heartbeatd's loop and of the floor (1000)
 #   BURST_CLIENTS clients per burst (10000)   BURST_ROUNDS  bursts (3)
+#   SCALE_ONLY    scale scenarios to run ("idle peers http")
+#   SCALE_CLIENTS idle and slow HTTP clients (10000)   SCALE_PEERS  (1000)
+#   SCALE_SECONDS idle and HTTP windows (5)   SCALE_PEER_SECONDS  (15)
+#   SCALE_HTTP_TIMEOUT_MS  the daemon's http_timeout_ms in scale (2000)
+#   SCALE_HTTP_RECONNECT_MS  a closed slow client comes back after 0.5-1.5
+#                 times this (1000; 0: never)
 #
 # A daemon that is missing or does not come up is skipped with a note.
 set -u
@@ -50,6 +63,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) idle_s=2 loaded_s=3 tput_s=2 rtt_n=1000 ;;
 	burst) mode=burst ;;
+	scale) mode=scale ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	heartbeatd|uv_daemon|inline_daemon|seed_asyncio.py) daemons="$daemons $1" ;;
 	*) die "unknown argument: $1 (try --help)" ;;
@@ -266,6 +280,219 @@ skip_one() {
 	dpid='' hpid=''
 	rm -f "$fifo"
 }
+
+# ---- scale: idle clients, many peers, slow HTTP clients (bench/scale.c) -------
+
+# scale_one SCENARIO: start bench/scale.c for SCENARIO, then heartbeatd with
+# that scenario's settings, hand scale the daemon's addresses and pid, wait
+# for it (bounded), stop the daemon. Results go to $tmp/scale.res.
+scale_one() {
+	sc=$1
+	out=$tmp/scale-$sc.out log=$tmp/scale-$sc.log fifo=$tmp/scale-$sc.fifo
+	case $sc in
+	idle) sargs="-I 10 -n $scale_n -d $scale_s" ;;
+	peers) sargs="-I 1000 -n $scale_peers -d $scale_peers_s" ;;
+	http) sargs="-I 10 -n $scale_n -d $scale_s -T $scale_http_ms -b 500 -r $scale_recon" ;;
+	esac
+	mkfifo "$fifo" || die "mkfifo failed"
+	exec 3<>"$fifo"
+	# shellcheck disable=SC2086
+	"$tmp/scale" $sargs "$sc" <"$fifo" >"$out" 3>&- \
+		2>"$tmp/scale-$sc.err" &
+	hpid=$!
+	if ! wait_for 5 has_port; then
+		say "scale $sc: scale.c did not start: $(cat "$tmp/scale-$sc.err")"
+		exec 3>&-
+		kill -KILL "$hpid" 2>/dev/null
+		wait "$hpid" 2>/dev/null
+		hpid=
+		return
+	fi
+	port=$(sed -n 's/^peer_port=//p' "$out")
+	set -- -c "$tmp/empty.conf" -s work_listen=127.0.0.1:0 \
+		-s peer_listen=127.0.0.1:0 -s threads=2 -s heartbeat_log_ms=0 \
+		-s "timer_slack_ns=$slack_ns" \
+		-s "max_connections=$((scale_n * 2))"
+	case $sc in
+	peers)
+		# 1000 peers, each its own name, all at the simulator's port
+		i=1
+		while [ "$i" -le "$scale_peers" ]; do
+			set -- "$@" -s "peer=p$i@127.0.0.1:$port"
+			i=$((i + 1))
+		done
+		set -- "$@" -s heartbeat_interval_ms=1000 -s http_listen=
+		;;
+	idle)
+		set -- "$@" -s heartbeat_interval_ms=10 -s peer_timeout_ms=10000 \
+			-s "peer=bench@127.0.0.1:$port" -s http_listen=
+		;;
+	http)
+		set -- "$@" -s heartbeat_interval_ms=10 -s peer_timeout_ms=10000 \
+			-s "peer=bench@127.0.0.1:$port" \
+			-s http_listen=127.0.0.1:0 \
+			-s "http_timeout_ms=$scale_http_ms"
+		;;
+	esac
+	"$heartbeatd" "$@" 2>"$log" 3>&- &
+	dpid=$!
+	wait_for 10 is_ready
+	addr=$(sed -n 's/.*msg=listening service=work addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
+		head -n 1)
+	haddr=$(sed -n 's/.*msg=listening service=http addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
+		head -n 1)
+	paddr=$(sed -n 's/.*msg=listening service=peer addr="\{0,1\}\([^ "]*\).*/\1/p' "$log" |
+		head -n 1)
+	if ! alive "$dpid" || [ -z "$addr" ] || ! grep -q 'msg=ready' "$log"; then
+		say "scale $sc: heartbeatd did not come up: $(tail -n 1 "$log")"
+		echo "- - - 0" >&3
+	else
+		say "scale $sc: heartbeatd pid $dpid, work $addr," \
+			"http ${haddr:--}, peer port $port"
+		echo "$addr ${haddr:--} ${paddr:--} $dpid" >&3
+	fi
+	exec 3>&-
+	wait_for "$scale_limit" hb_done ||
+		say "scale $sc: scale.c still running after ${scale_limit}s; stopping it"
+	kill -KILL "$hpid" 2>/dev/null
+	wait "$hpid" 2>/dev/null
+	hpid=
+	sed 's/^scale: /  scale: /' "$tmp/scale-$sc.err" >&2
+	grep -v '^peer_port=' "$out" >>"$tmp/scale.res"
+	if alive "$dpid"; then
+		kill -TERM "$dpid"
+		if ! wait_for 10 gone; then
+			say "scale $sc: no exit 10 s after SIGTERM; SIGKILL"
+			kill -KILL "$dpid" 2>/dev/null
+		fi
+	else
+		say "scale $sc: heartbeatd died during the run: $(tail -n 1 "$log")"
+	fi
+	wait "$dpid" 2>/dev/null
+	dpid=
+	rm -f "$fifo"
+}
+
+# shellcheck disable=SC3045 # dash, bash and busybox sh all have -H and -n
+run_scale() {
+	scale_n=${SCALE_CLIENTS:-10000} scale_s=${SCALE_SECONDS:-5}
+	scale_peers=${SCALE_PEERS:-1000} scale_peers_s=${SCALE_PEER_SECONDS:-15}
+	scale_http_ms=${SCALE_HTTP_TIMEOUT_MS:-2000}
+	scale_recon=${SCALE_HTTP_RECONNECT_MS:-1000}
+	scale_limit=$((10 + 30 + 30 + scale_s + scale_peers_s + 20))
+	cc -std=c11 -O2 -Wall -Wextra -Wshadow -Wmissing-prototypes \
+		-Wstrict-prototypes -o "$tmp/scale" "$top/bench/scale.c" ||
+		die "scale does not build"
+	[ -x "$heartbeatd" ] || die "$heartbeatd is not built (set HEARTBEATD=PATH)"
+	hard=$(ulimit -Hn)
+	if [ "$hard" != unlimited ] && [ "$hard" -lt $((scale_n + 256)) ]; then
+		die "fd hard limit $hard is below $((scale_n + 256)); raise it" \
+			"(or set SCALE_CLIENTS)"
+	fi
+	ulimit -n "$hard" || die "cannot raise the fd limit to $hard"
+	say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
+		"load average $(cut -d' ' -f1-3 /proc/loadavg); scale:" \
+		"$scale_n clients, $scale_peers peers, fd limit $(ulimit -n)"
+	: >"$tmp/scale.res"
+	for sc in ${SCALE_ONLY:-idle peers http}; do
+		case $sc in
+		idle|peers|http) scale_one "$sc" ;;
+		*) die "SCALE_ONLY: unknown scenario $sc (idle, peers, http)" ;;
+		esac
+	done
+	say "load average now $(cut -d' ' -f1-3 /proc/loadavg) (other work on" \
+		"the machine shows in every figure)"
+	awk -v recon="$scale_recon" -f /dev/stdin "$tmp/scale.res" <<'AWK'
+function t(us) {
+	if (us == "") return "-"
+	us += 0
+	if (us < 1000) return sprintf("%dus", us)
+	if (us < 10000) return sprintf("%.2fms", us / 1000)
+	if (us < 1000000) return sprintf("%.1fms", us / 1000)
+	return sprintf("%.2fs", us / 1000000)
+}
+function mb(kb) { return kb == "" || kb < 0 ? "-" : sprintf("%.1fMiB", kb / 1024) }
+function get(key,    i, eq) {
+	for (i = 2; i <= NF; i++) {
+		eq = index($i, "=")
+		if (substr($i, 1, eq - 1) == key) return substr($i, eq + 1)
+	}
+	return ""
+}
+# lateness lines come before their scenario's summary: keep them till then
+function late(label) {
+	pend = pend sprintf("  %-27s HB %5s mis %s  peer p50/p99/max %s/%s/%s  own p99/max %s/%s  seen max %s\n",
+	    label, get("hb"), get("missed"), t(get("gap_p50_us")),
+	    t(get("gap_p99_us")), t(get("gap_max_us")), t(get("lag_p99_us")),
+	    t(get("lag_max_us")), t(get("seen_max_us")))
+}
+function flush() { printf "%s", pend; pend = "" }
+$1 == "idle_connect" { late("while they connect"); next }
+$1 == "idle_held" { late("while held, idle"); next }
+$1 == "idle" {
+	printf "(1) %d idle work clients (10 ms interval): %d PONGs, %d failed, all in %s\n",
+	    get("clients"), get("pongs"), get("failed"), t(get("serve_us"))
+	printf "  RSS %s before, %s with them (peak %s): %s bytes per connection; daemon fds %s, STATS connections %s\n",
+	    mb(get("rss0_kb")), mb(get("rss_kb")), mb(get("hwm_kb")),
+	    get("bytes_per_conn"), get("fds"), get("connections")
+	flush()
+	next
+}
+$1 == "peers_held" {
+	late("over the window, all links")
+	pend = pend sprintf("  %-27s one tick's HBs, first to last <t>: p50 %s max %s; transit max %s\n",
+	    "", t(get("span_p50_us")), t(get("span_max_us")),
+	    t(get("transit_max_us")))
+	next
+}
+$1 == "peers" {
+	printf "(2) %d peers at 1 s: %s up after %s (from the first link: %s); links %s\n",
+	    get("peers"), get("peers_up"), t(get("up_us")), t(get("up_first_us")),
+	    get("links")
+	printf "  CPU %.2f%% of a core over %s (%s ticks); RSS %s, peak %s; fds %s\n",
+	    get("cpu_pct"), t(get("window_us")), get("cpu_ticks"),
+	    mb(get("rss_kb")), mb(get("hwm_kb")), get("fds")
+	flush()
+	next
+}
+$1 == "http_quiet" { next }
+$1 == "http_flood" { late("during the flood"); next }
+$1 == "http" {
+	how = "no reconnect"
+	if (recon + 0 > 0)
+		how = sprintf("reconnect %d-%d ms after a close", recon / 2, recon * 3 / 2)
+	printf "(3) %d slow HTTP clients (a byte every 500 ms, %s), http_timeout_ms=%d, %s\n",
+	    get("clients"), how, get("timeout_ms"), t(get("window_us"))
+	printf "  connects %s (errors %s, failed %s); connected at once (client side, incl. the backlog), at most: %s\n",
+	    get("connects"), get("connect_err"), get("conn_failed"), get("open_max")
+	printf "  closed at once: %s (p50 %s, p99 %s, max %s); cut at the timeout: %s (%s..%s); longest open: %s\n",
+	    get("shed"), t(get("shed_p50_us")), t(get("shed_p99_us")),
+	    t(get("shed_max_us")), get("cut"), t(get("cut_min_us")),
+	    t(get("cut_max_us")), t(get("hold_max_us"))
+	printf "  daemon fds: %s before, peak %s, %s after\n", get("fds0"),
+	    get("fds_peak"), get("fds_after")
+	printf "  /healthz every 250 ms: %s answered 200 (max %s), %s closed unanswered, %s timed out (1 s)\n",
+	    get("healthz_ok"), t(get("healthz_max_us")), get("healthz_refused"),
+	    get("healthz_timeout")
+	printf "  work PING every 100 ms: %s PONGs, max %s, %s over 100 ms\n",
+	    get("pings"), t(get("ping_max_us")), get("ping_late")
+	printf "  inbound peer HB every 100 ms: %s ACKs, max %s, %s over 100 ms; STATS peers_up after: %s\n",
+	    get("acks"), t(get("ack_max_us")), get("ack_late"), get("peers_up")
+	flush()
+	next
+}
+END {
+	print "\npeer: how much longer than one interval the peer waited for each HB (kernel stamps)"
+	print "own: the daemon's own tick lateness (lag_us= on its HBs); seen: own + from the"
+	print "tick's first HB formatted to this HB's arrival (what the last peer of a tick feels)"
+}
+AWK
+	exit 0
+}
+
+if [ "$mode" = scale ]; then
+	run_scale
+fi
 
 if [ "$mode" = burst ]; then
 	# shellcheck disable=SC3045
