@@ -298,10 +298,14 @@ jobs_done(struct job *j, void *arg)
 	o->detached = j->args.detach;
 	jobs_times(j, j->t_end, &o->queue_us, &o->run_us);
 	if (j->outcome == JOB_DONE || j->outcome == JOB_ERROR) {
+		size_t len = strnlen(j->result, JOB_RESULT_MAX - 1);
+
 		if (o->detached)
 			o->text = xstrdup(j->result);
-		else
-			snprintf(o->text, JOB_RESULT_MAX, "%s", j->result);
+		else {
+			memcpy(o->text, j->result, len);
+			o->text[len] = '\0';
+		}
 	}
 	n = jobs_outcome_line(o, line, sizeof(line));
 	if (j->journaled > 0)
