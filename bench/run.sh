@@ -396,8 +396,11 @@ function flush() {
 	    t(v["gap_p99_us"]), t(v["gap_max_us"]), t(v["lag_p99_us"]),
 	    t(v["lag_max_us"]), v["missed"] == "" ? "-" : v["missed"],
 	    v["rss"] == "" ? "-" : sprintf("%.0fMB", v["rss"] / 1024), notes
-	if (v["acks_per_s"] != "") best[d, pol] = v["acks_per_s"]
-	if (v["gap_p99_us"] != "") { p99[lab] = v["gap_p99_us"]; mx[lab] = v["gap_max_us"] }
+	if (v["acks_per_s"] != "") { sum[d, pol] += v["acks_per_s"]; cnt[d, pol]++ }
+	if (v["gap_p99_us"] != "") {
+		p99[lab] = p99[lab] (p99[lab] == "" ? "" : " ") t(v["gap_p99_us"]) \
+		    "/" t(v["gap_max_us"])
+	}
 	d = ""
 }
 $1 == "env" {
@@ -459,20 +462,20 @@ END {
 	    "beanstalkd INSERTED <id> to a 10-byte put); ack: request to\n" \
 	    "reply; peer: how much longer than 10 ms the peer waited for an " \
 	    "HB (kernel stamps);\nown: the daemon'"'"'s lag_us; mis: ticks skipped\n"
-	printf "\nheartbeatd / beanstalkd acks/s at the same sync policy:"
-	for (k in best) {
-		split(k, kk, SUBSEP)
-		if (kk[1] == "heartbeatd" && ((("beanstalkd", kk[2]) in best)))
-			printf "  %s ms: x%.2f", kk[2],
-			    best[k] / best["beanstalkd", kk[2]]
+	printf "\nheartbeatd / beanstalkd acks/s at the same sync policy " \
+	    "(mean over the rounds)\n"
+	for (k = 0; k <= 50; k += 50) {
+		if (!cnt["heartbeatd", k] || !cnt["beanstalkd", k])
+			continue
+		a = sum["heartbeatd", k] / cnt["heartbeatd", k]
+		b = sum["beanstalkd", k] / cnt["beanstalkd", k]
+		printf "  %2d ms: %s vs %s = %s\n", k, rate(a), rate(b),
+		    (b > 0 ? sprintf("x%.2f", a / b) : "n/a")
 	}
-	printf "\n"
-	if (("no state_dir" in p99) && ("journal sync=0" in p99))
-		printf "lateness p99/max, journal vs none: sync=0 %s/%s, " \
-		    "sync=50 %s/%s, none %s/%s\n", t(p99["journal sync=0"]),
-		    t(mx["journal sync=0"]), t(p99["journal sync=50"]),
-		    t(mx["journal sync=50"]), t(p99["no state_dir"]),
-		    t(mx["no state_dir"])
+	printf "peer lateness p99/max under that load, each round\n"
+	printf "  journal sync=0   %s\n  journal sync=50  %s\n" \
+	    "  no state_dir     %s\n", p99["journal sync=0"],
+	    p99["journal sync=50"], p99["no state_dir"]
 	if (fill != "") printf "\nrestart: %s\n", fill
 	if (nr > 0) {
 		printf "%-8s %11s %13s %9s %9s %9s %8s %10s\n", "state",
