@@ -465,8 +465,11 @@ END {
 	printf "\nheartbeatd / beanstalkd acks/s at the same sync policy " \
 	    "(mean over the rounds)\n"
 	for (k = 0; k <= 50; k += 50) {
-		if (!cnt["heartbeatd", k] || !cnt["beanstalkd", k])
+		if (!cnt["heartbeatd", k] || !cnt["beanstalkd", k]) {
+			printf "  %2d ms: n/a (a row at this policy did not " \
+			    "run)\n", k
 			continue
+		}
 		a = sum["heartbeatd", k] / cnt["heartbeatd", k]
 		b = sum["beanstalkd", k] / cnt["beanstalkd", k]
 		printf "  %2d ms: %s vs %s = %s\n", k, rate(a), rate(b),
