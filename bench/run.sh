@@ -59,6 +59,452 @@ burst_n=${BURST_CLIENTS:-10000} burst_rounds=${BURST_ROUNDS:-3} burst_limit=30
 say() { printf '%s\n' "bench: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# ---- durable: detached SUBMITs against beanstalkd puts --------------------
+#
+#   bench/run.sh durable [--quick]
+#
+# Durable submission, side by side in one run (bench/durable.c; the figures
+# are explained in bench/README.md, "durable"):
+#  1. acknowledged submissions per second: heartbeatd's detached SUBMITs
+#     ("SUBMIT primes n=0 detach=1" -> "OK <id>") with -s state_dir and
+#     journal_sync_ms=0 and =50, and without state_dir, against beanstalkd's
+#     put ("put 0 0 60 10" -> "INSERTED <id>") with -b DIR and -f 0 and
+#     -f 50; DURABLE_CONNS connections (4) each keeping DURABLE_OUTSTANDING
+#     requests (128) outstanding, for the load window;
+#  2. heartbeat lateness (hbbench as the peer, 10 ms interval) over the
+#     middle of each heartbeatd load window;
+#  3. restart time with DURABLE_RETAINED (100000) finished detached jobs in
+#     the journal: filled with job_retention=DURABLE_RETAINED and
+#     journal_sync_ms=50, stopped with SIGTERM, then started DURABLE_RESTARTS
+#     times (3): time from exec to msg=ready, and the journal-recovered line;
+#     also once with an empty state_dir, for reference.
+# beanstalkd is installed with apt-get when missing and running as root (or
+# with password-less sudo); otherwise its rows say SKIP. --quick: a 3 s load
+# window instead of 7 s and one restart. DURABLE_ROUNDS=N repeats part 1.
+# BENCH_KEEP=1 keeps the temporary directory (daemon logs, raw results).
+durable_mode() {
+	d_load_s=7 d_restarts=${DURABLE_RESTARTS:-3}
+	d_conns=${DURABLE_CONNS:-4} d_out=${DURABLE_OUTSTANDING:-128}
+	d_retained=${DURABLE_RETAINED:-100000} d_rounds=${DURABLE_ROUNDS:-1}
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--quick) d_load_s=3 d_restarts=1 ;;
+		-h|--help)
+			sed -n '/^# ---- durable:/,/^durable_mode/p' "$0" |
+				sed '1,2d; $d; s/^# \{0,1\}//'
+			exit 0 ;;
+		*) die "durable: unknown argument: $1 (try --help)" ;;
+		esac
+		shift
+	done
+	# hbbench measures the middle of the load window: it starts 0.5 s after
+	# the first HB and the load runs 1 s longer on each side.
+	d_win_s=$((d_load_s - 2))
+	heartbeatd=${HEARTBEATD:-$top/build/src/heartbeatd}
+	[ -x "$heartbeatd" ] ||
+		die "durable: $heartbeatd is not built (./bootstrap.sh build," \
+		    "or set HEARTBEATD=PATH)"
+	command -v cc >/dev/null 2>&1 || die "durable: no cc (apt-get install gcc)"
+
+	# beanstalkd, the anchor: a Debian package, installed when possible.
+	d_bs=$(command -v beanstalkd 2>/dev/null || :)
+	d_bs_skip=
+	if [ -z "$d_bs" ]; then
+		if [ "$(id -u)" -eq 0 ]; then
+			d_sudo=
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+			d_sudo="sudo -n"
+		else
+			d_sudo=no
+		fi
+		if [ "$d_sudo" = no ]; then
+			d_bs_skip="beanstalkd not installed; run as root or: apt-get install beanstalkd"
+		else
+			say "installing beanstalkd"
+			export DEBIAN_FRONTEND=noninteractive
+			$d_sudo apt-get install -y -qq --no-install-recommends \
+			    beanstalkd >/dev/null 2>&1 ||
+				{ $d_sudo apt-get update -qq >/dev/null 2>&1 &&
+				  $d_sudo apt-get install -y -qq \
+				    --no-install-recommends beanstalkd >/dev/null 2>&1; }
+			d_bs=$(command -v beanstalkd 2>/dev/null || :)
+			[ -n "$d_bs" ] || d_bs_skip="apt-get install beanstalkd failed"
+		fi
+		# the package's own service is not ours to run
+		[ -z "$d_bs" ] || [ "$d_sudo" = no ] ||
+			$d_sudo systemctl stop beanstalkd >/dev/null 2>&1 || :
+	fi
+	[ -z "$d_bs_skip" ] || say "SKIP beanstalkd rows: $d_bs_skip"
+
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/hbdurable.XXXXXX") || die "mktemp failed"
+	d_pids=
+	trap 'durable_cleanup' EXIT
+	trap 'exit 130' INT TERM
+	say "building hbbench and durable in $tmp"
+	for p in hbbench durable; do
+		cc -std=c11 -O2 -Wall -Wextra -Wshadow -Wmissing-prototypes \
+			-Wstrict-prototypes -o "$tmp/$p" "$top/bench/$p.c" ||
+			die "$p does not build"
+	done
+	: >"$tmp/empty.conf"
+	res=$tmp/durable.res
+	: >"$res"
+	d_hb_base="$heartbeatd -c $tmp/empty.conf -s http_listen= \
+		-s work_listen=127.0.0.1:0 -s peer_listen=127.0.0.1:0 -s threads=2"
+
+	say "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average" \
+	    "$(cut -d' ' -f1-3 /proc/loadavg); load window ${d_load_s}s," \
+	    "lateness window ${d_win_s}s, $d_conns connections x $d_out" \
+	    "outstanding; state in $tmp ($(findmnt -n -o FSTYPE -T "$tmp" \
+	    2>/dev/null || echo '?'))"
+	echo "env load=$(cut -d' ' -f1 /proc/loadavg) cores=$(nproc)" >>"$res"
+	r=1
+	while [ "$r" -le "$d_rounds" ]; do
+		durable_hb "journal sync=0" -s journal_sync_ms=0
+		durable_bs "binlog -f 0" 0
+		durable_hb "journal sync=50" -s journal_sync_ms=50
+		durable_bs "binlog -f 50" 50
+		durable_hb "no state_dir" ''
+		r=$((r + 1))
+	done
+	durable_restarts
+	echo "env load_end=$(cut -d' ' -f1 /proc/loadavg)" >>"$res"
+	durable_table <"$res"
+}
+
+durable_cleanup() {
+	for p in $d_pids; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		say "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+
+# durable_wait SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds.
+durable_wait() {
+	dw_n=$(($1 * 10))
+	shift
+	while [ "$dw_n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		dw_n=$((dw_n - 1))
+	done
+	return 1
+}
+durable_alive() { kill -0 "$1" 2>/dev/null; }
+durable_dead() { ! kill -0 "$1" 2>/dev/null; }
+durable_ready() { grep -q 'msg=ready' "$2" 2>/dev/null || ! durable_alive "$1"; }
+durable_has() { grep -q "$2" "$1" 2>/dev/null; }
+
+# durable_stop PID NAME: SIGTERM, SIGKILL after 30 s; 0 if it exited 0.
+durable_stop() {
+	kill -TERM "$1" 2>/dev/null
+	durable_wait 30 durable_dead "$1" || {
+		say "$2: no exit 30 s after SIGTERM; SIGKILL"
+		kill -KILL "$1" 2>/dev/null
+	}
+	wait "$1"
+	ds_status=$?
+	[ "$ds_status" -eq 0 ] || say "$2: exit status $ds_status"
+	return "$ds_status"
+}
+
+# durable_start LOG ARGS...: start heartbeatd, wait for ready; sets d_pid
+# and d_addr, or returns 1.
+durable_start() {
+	dl=$1
+	shift
+	# shellcheck disable=SC2086
+	$d_hb_base "$@" 2>"$dl" 3>&- &
+	d_pid=$!
+	d_pids="$d_pids $d_pid"
+	durable_wait 60 durable_ready "$d_pid" "$dl"
+	d_addr=$(sed -n 's/.*msg=listening service=work addr="\{0,1\}\([^ "]*\).*/\1/p' \
+		"$dl" | head -n 1)
+	if ! durable_alive "$d_pid" || [ -z "$d_addr" ] ||
+	    ! grep -q 'msg=ready' "$dl"; then
+		say "heartbeatd did not come up: $(tail -n 1 "$dl" | cut -c1-160)"
+		kill -KILL "$d_pid" 2>/dev/null
+		wait "$d_pid" 2>/dev/null
+		return 1
+	fi
+	return 0
+}
+
+# durable_hb LABEL [-s KEY=VALUE | '']: one heartbeatd row, with hbbench as
+# its peer measuring the middle of the load window.
+durable_hb() {
+	label=$1
+	shift
+	n=$(wc -l <"$res")
+	base=$tmp/hb.$n
+	echo "row daemon=heartbeatd label=\"$label\"" >>"$res"
+	extra=
+	if [ -n "${1:-}" ]; then
+		mkdir "$base.state"
+		extra="-s state_dir=$base.state $*"
+	fi
+	mkfifo "$base.fifo" || die "mkfifo failed"
+	exec 3<>"$base.fifo"
+	"$tmp/hbbench" -w - -I 10 -i "$d_win_s" -r "$base.raw" idle \
+		<"$base.fifo" >"$base.hbbench" 3>&- 2>"$base.hbbench.err" &
+	hpid=$!
+	d_pids="$d_pids $hpid"
+	if ! durable_wait 5 durable_has "$base.hbbench" '^peer_port='; then
+		echo "note text=hbbench-did-not-start" >>"$res"
+		exec 3>&-
+		kill -KILL "$hpid" 2>/dev/null
+		return
+	fi
+	port=$(sed -n 's/^peer_port=//p' "$base.hbbench")
+	# shellcheck disable=SC2086
+	if ! durable_start "$base.log" -s heartbeat_interval_ms=10 \
+	    -s heartbeat_log_ms=0 -s peer_timeout_ms=10000 \
+	    -s "peer=bench@127.0.0.1:$port" $extra; then
+		echo "note text=did-not-start" >>"$res"
+		exec 3>&-
+		kill -KILL "$hpid" 2>/dev/null
+		wait "$hpid" 2>/dev/null
+		return
+	fi
+	say "heartbeatd ($label): pid $d_pid, work $d_addr"
+	echo "$d_addr" >&3
+	exec 3>&-
+	"$tmp/durable" submit -w "$d_addr" -P hb -c "$d_conns" -o "$d_out" \
+		-T "$d_load_s" >>"$res" 2>"$base.durable.err" ||
+		echo "note text=submit-failed" >>"$res"
+	sed 's/^/  /' "$base.durable.err" >&2
+	durable_wait 30 durable_dead "$hpid" || kill -KILL "$hpid" 2>/dev/null
+	wait "$hpid" || echo "note text=hbbench-failed" >>"$res"
+	sed -n 's/^idle /hb /p' "$base.hbbench" >>"$res"
+	if durable_alive "$d_pid"; then
+		echo "rss kb=$(awk '/^VmHWM:/ { print $2 }' \
+		    "/proc/$d_pid/status" 2>/dev/null)" >>"$res"
+		durable_stop "$d_pid" heartbeatd ||
+			echo "note text=bad-exit" >>"$res"
+	else
+		wait "$d_pid"
+		echo "note text=died" >>"$res"
+		say "heartbeatd died: $(tail -n 1 "$base.log")"
+	fi
+	rm -f "$base.fifo"
+}
+
+# durable_bs LABEL FSYNC_MS: one beanstalkd row (binlog in a fresh dir).
+durable_bs() {
+	label=$1
+	n=$(wc -l <"$res")
+	base=$tmp/bs.$n
+	echo "row daemon=beanstalkd label=\"$label\"" >>"$res"
+	if [ -n "$d_bs_skip" ]; then
+		echo "note text=SKIP" >>"$res"
+		return
+	fi
+	mkdir "$base.binlog"
+	# beanstalkd cannot say which port it got: try a few.
+	tries=0
+	while :; do
+		port=$((20000 + ($$ * 7 + n * 13 + tries * 101) % 40000))
+		"$d_bs" -l 127.0.0.1 -p "$port" -b "$base.binlog" -f "$2" \
+			2>"$base.log" &
+		bpid=$!
+		d_pids="$d_pids $bpid"
+		sleep 0.3
+		durable_alive "$bpid" && break
+		wait "$bpid" 2>/dev/null
+		tries=$((tries + 1))
+		if [ "$tries" -ge 5 ]; then
+			say "beanstalkd did not start: $(tail -n 1 "$base.log")"
+			echo "note text=did-not-start" >>"$res"
+			return
+		fi
+	done
+	say "beanstalkd ($label): pid $bpid, port $port"
+	"$tmp/durable" submit -w "127.0.0.1:$port" -P bs -c "$d_conns" \
+		-o "$d_out" -T "$d_load_s" >>"$res" 2>"$base.durable.err" ||
+		echo "note text=submit-failed" >>"$res"
+	sed 's/^/  /' "$base.durable.err" >&2
+	echo "rss kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$bpid/status" \
+	    2>/dev/null)" >>"$res"
+	kill -TERM "$bpid" 2>/dev/null
+	durable_wait 10 durable_dead "$bpid" || kill -KILL "$bpid" 2>/dev/null
+	wait "$bpid" 2>/dev/null
+}
+
+# durable_restarts: fill a state_dir with d_retained finished detached jobs,
+# stop, then time the starts.
+durable_restarts() {
+	st=$tmp/restart.state
+	mkdir "$st" "$tmp/empty.state"
+	keep="-s job_retention=$d_retained -s journal_sync_ms=50"
+	say "restart: filling $st with $d_retained finished detached jobs"
+	# shellcheck disable=SC2086
+	if ! durable_start "$tmp/fill.log" -s "state_dir=$st" $keep; then
+		echo "fill note=did-not-start" >>"$res"
+		return
+	fi
+	t0=$(date +%s.%N)
+	if ! "$tmp/durable" submit -w "$d_addr" -P hb -c "$d_conns" \
+	    -o "$d_out" -n "$d_retained" -F 300 >"$tmp/fill.res" \
+	    2>"$tmp/fill.err"; then
+		sed 's/^/  /' "$tmp/fill.err" >&2
+		echo "fill note=failed" >>"$res"
+	fi
+	durable_stop "$d_pid" heartbeatd || echo "fill note=bad-exit" >>"$res"
+	t1=$(date +%s.%N)
+	echo "fill jobs=$d_retained seconds=$(echo "$t1 $t0" |
+	    awk '{ printf "%.1f", $1 - $2 }') db_kb=$(du -sk "$st" |
+	    cut -f1) $(sed -n 's/^submit //p' "$tmp/fill.res")" >>"$res"
+	# shellcheck disable=SC2086
+	"$tmp/durable" restart -t 120 -l "$tmp/restart.empty.log" -- \
+		$d_hb_base -s "state_dir=$tmp/empty.state" $keep \
+		>"$tmp/restart.empty" 2>&1
+	sed 's/^restart /restart label=empty /' "$tmp/restart.empty" >>"$res"
+	i=1
+	while [ "$i" -le "$d_restarts" ]; do
+		# shellcheck disable=SC2086
+		"$tmp/durable" restart -t 120 -l "$tmp/restart.$i.log" -- \
+			$d_hb_base -s "state_dir=$st" $keep \
+			>"$tmp/restart.$i" 2>&1
+		sed "s/^restart /restart label=full-$i /" "$tmp/restart.$i" >>"$res"
+		grep -h 'msg=journal-recovered' "$tmp/restart.$i.log" |
+			sed 's/^/  /' >&2
+		i=$((i + 1))
+	done
+}
+
+durable_table() {
+	awk -v win="$d_win_s" -v load_s="$d_load_s" -v conns="$d_conns" \
+	    -v out="$d_out" '
+function t(us) {
+	if (us == "" || us < 0) return "-"
+	us += 0
+	if (us < 1000) return sprintf("%dus", us)
+	if (us < 10000) return sprintf("%.2fms", us / 1000)
+	if (us < 1000000) return sprintf("%.1fms", us / 1000)
+	return sprintf("%.2fs", us / 1000000)
+}
+function rate(r) {
+	if (r == "") return "-"
+	r += 0
+	if (r >= 1000000) return sprintf("%.2fM", r / 1000000)
+	if (r >= 1000) return sprintf("%.1fk", r / 1000)
+	return sprintf("%.0f", r)
+}
+function get(key,    i, eq) {
+	for (i = 2; i <= NF; i++) {
+		eq = index($i, "=")
+		if (substr($i, 1, eq - 1) == key) return substr($i, eq + 1)
+	}
+	return ""
+}
+function flush() {
+	if (d == "") return
+	printf "%-11s %-16s %9s %8s %8s %5s %9s %9s %9s %9s %4s %7s  %s\n",
+	    d, lab, rate(v["acks_per_s"]), t(v["ack_p50_us"]),
+	    t(v["ack_p99_us"]), v["errs"] == "" ? "-" : v["errs"],
+	    t(v["gap_p99_us"]), t(v["gap_max_us"]), t(v["lag_p99_us"]),
+	    t(v["lag_max_us"]), v["missed"] == "" ? "-" : v["missed"],
+	    v["rss"] == "" ? "-" : sprintf("%.0fMB", v["rss"] / 1024), notes
+	if (v["acks_per_s"] != "") { sum[d, pol] += v["acks_per_s"]; cnt[d, pol]++ }
+	if (v["gap_p99_us"] != "") {
+		p99[lab] = p99[lab] (p99[lab] == "" ? "" : " ") t(v["gap_p99_us"]) \
+		    "/" t(v["gap_max_us"])
+	}
+	d = ""
+}
+$1 == "env" {
+	if (get("load") != "") load0 = get("load")
+	if (get("load_end") != "") load1 = get("load_end")
+	if (get("cores") != "") cores = get("cores")
+	next
+}
+$1 == "row" {
+	flush()
+	if (!hdr) {
+		printf "durable submission: %d connections x %d outstanding, " \
+		    "%d s load window; heartbeat lateness\n(10 ms interval) over " \
+		    "the middle %d s of it; load average %s at the start, %s " \
+		    "cores\n\n", conns, out, load_s, win, load0, cores
+		printf "%-11s %-16s %9s %8s %8s %5s %9s %9s %9s %9s %4s %7s\n",
+		    "daemon", "durability", "acks/s", "ack p50", "ack p99",
+		    "errs", "peer p99", "peer max", "own p99", "own max", "mis",
+		    "RSS"
+		hdr = 1
+	}
+	d = get("daemon"); lab = $0; sub(/.*label="/, "", lab); sub(/".*/, "", lab)
+	pol = lab ~ /sync=0|-f 0/ ? "0" : (lab ~ /sync=50|-f 50/ ? "50" : "none")
+	delete v; notes = ""
+	next
+}
+$1 == "note" { notes = notes (notes == "" ? "" : ", ") get("text"); next }
+$1 == "submit" {
+	v["acks_per_s"] = get("acks_per_s"); v["ack_p50_us"] = get("ack_p50_us")
+	v["ack_p99_us"] = get("ack_p99_us"); v["errs"] = get("errs"); next
+}
+$1 == "hb" {
+	v["gap_p99_us"] = get("gap_p99_us"); v["gap_max_us"] = get("gap_max_us")
+	v["lag_p99_us"] = get("lag_p99_us"); v["lag_max_us"] = get("lag_max_us")
+	v["missed"] = get("missed"); next
+}
+$1 == "rss" { v["rss"] = get("kb"); next }
+$1 == "fill" {
+	flush()
+	fill = sprintf("filled %s finished detached jobs in %ss (%s acks/s at " \
+	    "journal_sync_ms=50, %s errs), jobs.db + WAL %.1f MB", get("jobs"),
+	    get("seconds"), rate(get("acks_per_s")), get("errs"),
+	    get("db_kb") / 1024)
+	if (get("note") != "") fill = fill " (" get("note") ")"
+	next
+}
+$1 == "restart" {
+	flush()
+	rs[++nr] = sprintf("%-8s %10s %12s %9s %9s %9s %8s %8s", get("label"),
+	    get("ready_ms") "ms", get("recovered_ms") "ms", get("requeued"),
+	    get("retained"), get("max_id"),
+	    sprintf("%.0fMB", get("rss_kb") / 1024), get("exit_ms") "ms")
+	next
+}
+END {
+	flush()
+	printf "\nacks/s: acknowledged submissions per second over the load " \
+	    "window (heartbeatd OK <id> to\nSUBMIT primes n=0 detach=1; " \
+	    "beanstalkd INSERTED <id> to a 10-byte put); ack: request to\n" \
+	    "reply; peer: how much longer than 10 ms the peer waited for an " \
+	    "HB (kernel stamps);\nown: the daemon'"'"'s lag_us; mis: ticks skipped\n"
+	printf "\nheartbeatd / beanstalkd acks/s at the same sync policy " \
+	    "(mean over the rounds)\n"
+	for (k = 0; k <= 50; k += 50) {
+		if (!cnt["heartbeatd", k] || !cnt["beanstalkd", k]) {
+			printf "  %2d ms: n/a (a row at this policy did not " \
+			    "run)\n", k
+			continue
+		}
+		a = sum["heartbeatd", k] / cnt["heartbeatd", k]
+		b = sum["beanstalkd", k] / cnt["beanstalkd", k]
+		printf "  %2d ms: %s vs %s = %s\n", k, rate(a), rate(b),
+		    (b > 0 ? sprintf("x%.2f", a / b) : "n/a")
+	}
+	printf "peer lateness p99/max under that load, each round\n"
+	printf "  journal sync=0   %s\n  journal sync=50  %s\n" \
+	    "  no state_dir     %s\n", p99["journal sync=0"],
+	    p99["journal sync=50"], p99["no state_dir"]
+	if (fill != "") printf "\nrestart: %s\n", fill
+	if (nr > 0) {
+		printf "%-8s %11s %13s %9s %9s %9s %8s %10s\n", "state",
+		    "exec->ready", "->recovered", "requeued", "retained",
+		    "max_id", "RSS", "SIGTERM->exit"
+		for (k = 1; k <= nr; k++) print rs[k]
+	}
+	printf "\nload average at the end: %s\n", load1
+}'
+}
+
+[ "${1:-}" = durable ] && { shift; durable_mode "$@"; exit $?; }
+
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) idle_s=2 loaded_s=3 tput_s=2 rtt_n=1000 ;;

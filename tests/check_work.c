@@ -1712,6 +1712,107 @@ START_TEST(test_corrupt_journal_is_moved_aside_and_work_goes_on)
 }
 END_TEST
 
+/* SUBMIT n detached primes n=0 jobs, pipelined in batches; the ids of the
+ * first and the last. */
+static void
+submit_detached_batches(struct hb_conn *c, unsigned n, uint64_t *first,
+    uint64_t *last)
+{
+	static const char req[] = "SUBMIT primes n=0 detach=1\n";
+	enum { BATCH = 500 };
+	char *buf = malloc(BATCH * (sizeof(req) - 1)), *line, *end;
+	unsigned i, k, sent = 0;
+	uint64_t id, prev = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < BATCH; i++)
+		memcpy(buf + i * (sizeof(req) - 1), req, sizeof(req) - 1);
+	while (sent < n) {
+		k = n - sent < BATCH ? n - sent : BATCH;
+		ck_assert_int_eq(hb_send(c, buf, k * (sizeof(req) - 1)), 0);
+		for (i = 0; i < k; i++) {
+			line = hb_reply(c, "OK ", HB_REPLY_MS);
+			id = strtoull(line + 3, &end, 10);
+			ck_assert_msg(*end == '\0' && id > prev,
+			    "SUBMIT %u: \"%s\" after id %llu", sent + i, line,
+			    (unsigned long long)prev);
+			if (sent + i == 0)
+				*first = id;
+			prev = id;
+		}
+		sent += k;
+	}
+	*last = prev;
+	free(buf);
+}
+
+/* STATUS id is a done, detached primes n=0 job: result=0. */
+static void
+expect_retained(struct hb_conn *c, uint64_t id)
+{
+	char req[64], res[32], *line;
+
+	snprintf(req, sizeof(req), "STATUS %llu", (unsigned long long)id);
+	line = hb_request(c, req, "JOB ");
+	ck_assert_msg(strstr(line, "state=done") && hb_num(line, "detached") == 1 &&
+	    hb_field(line, "result", res, sizeof(res)) == 0 &&
+	    strcmp(res, "0") == 0, "retained outcome of %llu after restart: %s",
+	    (unsigned long long)id, line);
+}
+
+START_TEST(test_journal_recovers_tens_of_thousands_of_retained_outcomes)
+{
+	enum { JOBS = 20000 };
+	char *dir = state_dir_new(), set[600], req[64], res[32], *line;
+	const char *keep[] = { "-s", "job_retention=30000", "-s",
+	    "journal_sync_ms=50", "-s", "threads=2" };
+	uint64_t first = 0, last = 0, id;
+	struct hb_proc *p;
+	struct hb_conn *c;
+
+	snprintf(set, sizeof(set), "state_dir=%s", dir);
+	p = hb_start("-s", set, keep[0], keep[1], keep[2], keep[3], keep[4],
+	    keep[5], NULL);
+	c = hb_connect(p->work_addr);
+	submit_detached_batches(c, JOBS, &first, &last);
+	ck_assert_msg(last - first == JOBS - 1, "ids %llu..%llu for %d jobs",
+	    (unsigned long long)first, (unsigned long long)last, JOBS);
+	/* every outcome is in before the stop, so none is re-queued */
+	await_stat(c, "completed", JOBS, OUTCOME_MS * 3);
+	hb_signal(p, SIGTERM);
+	hb_expect_exit(p, 0, HB_EXIT_MS);
+	hb_close(c);
+	hb_free(p);
+
+	p = hb_start("-s", set, keep[0], keep[1], keep[2], keep[3], keep[4],
+	    keep[5], NULL);
+	line = hb_expect_log(p, 0, "msg=journal-recovered requeued=0",
+	    HB_REPLY_MS);
+	ck_assert_msg(hb_num(line, "retained") == JOBS &&
+	    hb_num(line, "max_id") == (long long)last,
+	    "not every outcome recovered: %s", line);
+	c = hb_connect(p->work_addr);
+	expect_retained(c, first);
+	expect_retained(c, first + JOBS / 2);
+	expect_retained(c, last);
+	/* WAIT on a recovered outcome answers at once */
+	snprintf(req, sizeof(req), "WAIT %llu", (unsigned long long)first);
+	hb_request(c, req, "OK ");
+	line = outcome(c, first, HB_REPLY_MS);
+	ck_assert_msg(strncmp(line, "DONE ", 5) == 0 &&
+	    hb_field(line, "result", res, sizeof(res)) == 0 &&
+	    strcmp(res, "0") == 0, "WAIT %llu after restart: %s",
+	    (unsigned long long)first, line);
+	/* new ids continue above every recovered one */
+	id = submit(c, "primes n=0 detach=1");
+	ck_assert_msg(id > last, "new id %llu not above %llu",
+	    (unsigned long long)id, (unsigned long long)last);
+	hb_close(c);
+	hb_free(p);
+	state_dir_free(dir);
+}
+END_TEST
+
 /* STATUS line's progress= as a number, or fail. */
 static double
 progress_of(const char *line)
@@ -2485,6 +2586,8 @@ work_suite(void)
 	tcase_add_test(tc, test_sigterm_leaves_journaled_jobs_to_run_at_the_next_start);
 	tcase_add_test(tc, test_corrupt_journal_is_moved_aside_and_work_goes_on);
 	tcase_add_test(tc, test_full_disk_gives_unavailable_and_nothing_else_is_disturbed);
+	tcase_add_test(tc,
+	    test_journal_recovers_tens_of_thousands_of_retained_outcomes);
 	tcase_add_test(tc, test_watch_heartbeats_show_busy_and_queued_jobs);
 	tcase_add_test(tc,
 	    test_stats_has_every_field_and_counters_follow_outcomes);
