@@ -354,8 +354,11 @@ jobs_new(struct event_base *base, const struct config *cfg, int done_priority,
 	    (int)cfg->worker_nice, done_priority, jobs_done, js);
 	if (js->pool == NULL)
 		goto fail;
-	if (js->journal != NULL && jobs_recover(js, cfg) < 0)
-		goto fail;
+	if (js->journal != NULL) {
+		journal_set_nice(js->journal, (int)cfg->worker_nice);
+		if (jobs_recover(js, cfg) < 0)
+			goto fail;
+	}
 	return js;
 fail:
 	jobs_free(js);

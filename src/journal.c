@@ -61,6 +61,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -145,6 +146,7 @@ static const char journal_schema[] =
 
 struct journal {
 	struct event_base *base;
+	int nice_target;	/* the thread's niceness; INT_MIN = as created */
 	journal_done_fn done;
 	void *done_arg;
 	char *dir;
@@ -775,8 +777,18 @@ journal_run(struct journal *j)
 static void *
 journal_main(void *arg)
 {
+	struct journal *j = arg;
+
 	pthread_setname_np(pthread_self(), "hb-journal");
-	journal_run(arg);
+	/* sync work, like a job: the loop must win the CPU against it */
+	if (j->nice_target != INT_MIN && thread_renice(j->nice_target) < 0) {
+		struct log_line *l = log_begin(LOG_WARN, "journal-nice-failed");
+
+		log_int(l, "nice", j->nice_target);
+		log_errno(l, errno);
+		log_end(l);
+	}
+	journal_run(j);
 	return NULL;
 }
 
@@ -886,6 +898,7 @@ journal_open(const char *state_dir, unsigned sync_ms, uint32_t retention,
 	size_t n;
 
 	j = xcalloc(1, sizeof(*j));
+	j->nice_target = INT_MIN;
 	j->base = base;
 	j->done = done;
 	j->done_arg = arg;
@@ -1114,4 +1127,10 @@ void
 journal_test_max_pages(struct journal *j, uint32_t pages)
 {
 	atomic_store(&j->max_pages, pages);
+}
+
+void
+journal_set_nice(struct journal *j, int delta)
+{
+	j->nice_target = thread_nice_target(delta);
 }

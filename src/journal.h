@@ -108,6 +108,11 @@ void journal_finish(struct journal *j, const struct journal_outcome *o);
 
 void journal_stats(struct journal *j, struct journal_stats *out);
 
+/* Run the journal thread delta nicer than the caller (worker_nice), so the
+ * loop wins the CPU against it as against the workers. Before
+ * journal_recover, which starts the thread. */
+void journal_set_nice(struct journal *j, int delta);
+
 /*
  * Commit what is queued, stop and join the thread, close the database.
  * Completions not yet handed to done are dropped. Loop thread, not from

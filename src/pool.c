@@ -71,9 +71,7 @@
  * events.
  */
 
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -200,10 +198,9 @@ pool_complete(struct pool *p, struct job *j)
 static void
 pool_worker_renice(struct pool *p)
 {
-	pid_t tid = (pid_t)syscall(SYS_gettid);
 	struct log_line *l;
 
-	if (setpriority(PRIO_PROCESS, (id_t)tid, p->nice_target) == 0)
+	if (thread_renice(p->nice_target) == 0)
 		return;
 	if (atomic_exchange(&p->nice_warned, 1) == 0) {
 		l = log_begin(LOG_WARN, "worker-nice-failed");
@@ -411,20 +408,6 @@ pool_stop(struct pool *p)
 	p->nqueued = 0;
 }
 
-/* Niceness for workers: worker_nice above the calling (loop) thread's. */
-static int
-pool_nice_target(int worker_nice)
-{
-	int cur, t;
-
-	errno = 0;
-	cur = getpriority(PRIO_PROCESS, 0);
-	if (cur == -1 && errno != 0)
-		cur = 0;
-	t = cur + worker_nice;
-	return t > 19 ? 19 : t;
-}
-
 struct pool *
 pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
     unsigned queue_max, int worker_nice, int priority, pool_done_fn done,
@@ -440,7 +423,7 @@ pool_new(struct event_base *base, enum pool_mode mode, unsigned threads,
 	p->base = base;
 	p->mode = mode;
 	p->queue_max = queue_max;
-	p->nice_target = pool_nice_target(worker_nice);
+	p->nice_target = thread_nice_target(worker_nice);
 	p->done = done;
 	p->done_arg = arg;
 	p->bell[0] = p->bell[1] = -1;

@@ -8,6 +8,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -174,4 +177,23 @@ addr_format(const struct sockaddr *sa, char *buf, size_t n)
 	} else {
 		snprintf(buf, n, "unknown");
 	}
+}
+
+int
+thread_nice_target(int delta)
+{
+	int cur, t;
+
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, 0);
+	if (cur == -1 && errno != 0)
+		cur = 0;
+	t = cur + delta;
+	return t > 19 ? 19 : t;
+}
+
+int
+thread_renice(int target)
+{
+	return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), target);
 }

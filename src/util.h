@@ -22,6 +22,14 @@
  */
 int name_valid(const char *s, size_t len);
 
+/*
+ * Niceness for a background thread: delta above the calling thread's,
+ * at most 19. Then, on that thread, thread_renice(target): Linux applies
+ * setpriority to one thread. Returns 0 or -1 (errno set).
+ */
+int thread_nice_target(int delta);
+int thread_renice(int target);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns(void);
 
