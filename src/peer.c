@@ -488,14 +488,23 @@ peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns, uint64_t missed)
 	struct log_line *l;
 	enum liveness_event ev;
 	unsigned spared = 0;
+	int stalled;
 	uint64_t cur;
 	size_t i;
 
 	ps->lag_ns = lag_ns;
-	/* our own stall, not the peers': it kept us from reading ACKs */
-	if (lag_ns > 0 && lag_ns >= ps->interval_ns / 2) {
+	/*
+	 * Our own stall, not the peers': it kept us from reading ACKs and
+	 * sending HBs. Push every deadline back by it, and judge nobody on
+	 * this tick: the peers get one interval to answer the HB that goes
+	 * out now (a stopped process, SIGCONT on a loaded machine, has shown
+	 * a peer down on the very tick that ended the stall).
+	 */
+	stalled = lag_ns > 0 && lag_ns >= ps->interval_ns / 2;
+	if (stalled) {
 		for (i = 0; i < ps->nlinks; i++)
-			if (liveness_extend(&ps->links[i]->lv, lag_ns, now))
+			if (liveness_extend(&ps->links[i]->lv, lag_ns, now) ||
+			    ps->links[i]->lv.state != PEER_DOWN)
 				spared++;
 		if (spared > 0) {
 			l = log_begin(LOG_WARN, "local-stall");
@@ -515,6 +524,8 @@ peers_tick(struct peers *ps, uint64_t now, uint64_t lag_ns, uint64_t missed)
 		peer_link_send_hb(p);
 	}
 
+	if (stalled)
+		return;
 	/* after the sends: never a time before a send time just recorded */
 	cur = now_ns();
 	if (cur < now)
