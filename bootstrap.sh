@@ -17,9 +17,10 @@ top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # systemd: tests/systemd.test boots it (with unshare, nsenter and mount from
-# the essential util-linux and mount) to run the shipped unit
+# the essential util-linux and mount) to run the shipped unit; haproxy:
+# tests/haproxy.test runs contrib/haproxy/heartbeatd.cfg in front of nodes
 PACKAGES="gcc make autoconf automake pkg-config libevent-dev check libinih-dev \
-libssl-dev libsystemd-dev libsqlite3-dev systemd"
+libssl-dev libsystemd-dev libsqlite3-dev systemd haproxy"
 
 say() { printf '%s\n' "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
