@@ -18,9 +18,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # systemd: tests/systemd.test boots it (with unshare, nsenter and mount from
 # the essential util-linux and mount) to run the shipped unit; haproxy:
-# tests/haproxy.test runs contrib/haproxy/heartbeatd.cfg in front of nodes
+# tests/haproxy.test runs contrib/haproxy/heartbeatd.cfg in front of nodes;
+# prometheus: promtool and prometheus for tests/prometheus.test (contrib/
+# alerts and a real scrape). On a host running systemd the package also
+# enables and starts its own prometheus.service (port 9090); stop it with
+# "systemctl disable --now prometheus" if you only want the tools.
 PACKAGES="gcc make autoconf automake pkg-config libevent-dev check libinih-dev \
-libssl-dev libsystemd-dev libsqlite3-dev systemd haproxy"
+libssl-dev libsystemd-dev libsqlite3-dev systemd haproxy prometheus"
 
 say() { printf '%s\n' "bootstrap: $*" >&2; }
 die() { say "$*"; exit 1; }
