@@ -1250,7 +1250,11 @@ START_TEST(test_heartbeats_report_ticks_missed_by_a_stalled_sender)
 	long long missed = 0;
 
 	ck_assert_int_ge(lfd, 0);
-	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr), NULL);
+	/* a long peer timeout: on a loaded machine this test process itself
+	 * may be slow to ACK, and the link must not go down for that; the
+	 * HBs are what is looked at */
+	a = start_node("a", peer_arg(arg, sizeof(arg), "fake", addr),
+	    "peer_timeout_ms=5000");
 	f = fake_accept(lfd, "a");
 	line = fake_hb(f, &seq, 1);
 	line = fake_hb(f, &seq, 1);
