@@ -119,6 +119,8 @@ sig_install(void)
 	struct sigaction sa;
 	size_t i;
 
+	if (sig_pipe[0] != -1)
+		return 0;	/* installed already */
 	if (pipe(sig_pipe) == -1 || conn_nonblock(sig_pipe[0]) == -1 ||
 	    conn_nonblock(sig_pipe[1]) == -1) {
 		ctl_error("internal", "pipe: %s", strerror(errno));

@@ -473,6 +473,11 @@ main(int argc, char *argv[])
 		return CTL_EXIT_USAGE;
 	}
 
+	/* the commands Ctrl-C means something to take it from the start: a
+	 * signal before the job's OK must not kill the client outright */
+	if ((wait_mode || strcmp(verb->name, "wait") == 0 ||
+	    strcmp(verb->name, "watch") == 0) && sig_install() == -1)
+		return CTL_EXIT_FAIL;
 	c = xmalloc(sizeof(*c));
 	c->addr = host;
 	c->token = token;
