@@ -21,6 +21,8 @@
 #endif
 
 #include "listen.h"
+
+#define LISTEN_STORED "stored-"	/* fd store names: "stored-work" ... */
 #include "log.h"
 #include "util.h"
 
@@ -62,24 +64,65 @@ listen_activated_fd(const char *service)
 
 /*
  * Under systemd, keep a socket we bound in the service's fd store
- * (FDSTORE=1, named by service): a "systemctl restart" hands it back
- * through LISTEN_FDS, so no connection is refused while the daemon
- * restarts. Needs FileDescriptorStoreMax= in the unit; harmless without.
+ * (FDSTORE=1, named "stored-" and the service, so it is never taken for a
+ * .socket unit's): a "systemctl restart" hands it back through LISTEN_FDS,
+ * so no connection is refused while the daemon restarts. remove: drop the
+ * stored one instead (its address is no longer the config's). Needs
+ * FileDescriptorStoreMax= in the unit; harmless without.
  */
 static void
-listen_store(const char *service, int fd)
+listen_store(const char *service, int fd, int remove)
 {
 #ifdef HAVE_SYSTEMD
 	char state[64];
 
 	if (getenv("NOTIFY_SOCKET") == NULL)
 		return;
-	snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=%s", service);
+	if (remove) {
+		snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME="
+		    LISTEN_STORED "%s", service);
+		(void)sd_notify(0, state);
+		return;
+	}
+	snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=" LISTEN_STORED "%s",
+	    service);
 	(void)sd_pid_notify_with_fds(0, 0, state, &fd, 1);
 #else
 	(void)service;
 	(void)fd;
+	(void)remove;
 #endif
+}
+
+/*
+ * Whether the listening socket fd is bound where addr says: same family
+ * and address, and the same port unless addr asks for any (port 0).
+ */
+static int
+listen_same_addr(int fd, const char *addr)
+{
+	struct sockaddr_storage want, have;
+	socklen_t wlen = sizeof(want), hlen = sizeof(have);
+
+	if (addr_resolve(addr, 1, &want, &wlen) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&have, &hlen) < 0 ||
+	    want.ss_family != have.ss_family)
+		return 0;
+	if (want.ss_family == AF_INET) {
+		struct sockaddr_in *w = (struct sockaddr_in *)&want;
+		struct sockaddr_in *h = (struct sockaddr_in *)&have;
+
+		return w->sin_addr.s_addr == h->sin_addr.s_addr &&
+		    (w->sin_port == 0 || w->sin_port == h->sin_port);
+	}
+	if (want.ss_family == AF_INET6) {
+		struct sockaddr_in6 *w = (struct sockaddr_in6 *)&want;
+		struct sockaddr_in6 *h = (struct sockaddr_in6 *)&have;
+
+		return memcmp(&w->sin6_addr, &h->sin6_addr, sizeof(w->sin6_addr)) == 0 &&
+		    (w->sin6_port == 0 || w->sin6_port == h->sin6_port);
+	}
+	return 0;
 }
 
 evutil_socket_t
@@ -89,10 +132,23 @@ listen_open(const char *service, const char *addr)
 	socklen_t len = sizeof(ss);
 	char bound[HB_ADDRSTRLEN];
 	struct log_line *l;
-	int fd, one = 1, activated = 0;
+	char stored[32];
+	int fd, one = 1, activated = 0, kept = 0;
 
-	if ((fd = listen_activated_fd(service)) >= 0) {
-		activated = 1;
+	snprintf(stored, sizeof(stored), LISTEN_STORED "%s", service);
+	if ((fd = listen_activated_fd(service)) >= 0)
+		activated = 1;		/* a .socket unit's: its address wins */
+	else if ((fd = listen_activated_fd(stored)) >= 0) {
+		/* ours from before a restart: only if still the config's */
+		if (listen_same_addr(fd, addr))
+			kept = 1;
+		else {
+			close(fd);
+			listen_store(service, -1, 1);
+			fd = -1;
+		}
+	}
+	if (activated || kept) {
 		if (evutil_make_socket_nonblocking(fd) < 0 ||
 		    evutil_make_socket_closeonexec(fd) < 0)
 			goto fail;
@@ -113,13 +169,15 @@ listen_open(const char *service, const char *addr)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
 	addr_format((struct sockaddr *)&ss, bound, sizeof(bound));
-	if (!activated)
-		listen_store(service, fd);
+	if (!activated && !kept)
+		listen_store(service, fd, 0);
 	l = log_begin(LOG_INFO, "listening");
 	log_str(l, "service", service);
 	log_str(l, "addr", bound);
 	if (activated)
 		log_bool(l, "socket_activated", 1);
+	if (kept)
+		log_bool(l, "fd_store", 1);
 	log_end(l);
 	return fd;
 
@@ -129,7 +187,7 @@ fail:
 	log_str(l, "addr", addr);
 	log_errno(l, errno);
 	log_end(l);
-	if (fd >= 0 && !activated)
+	if (fd >= 0 && !activated && !kept)
 		close(fd);
 	return -1;
 }

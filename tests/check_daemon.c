@@ -1485,7 +1485,7 @@ START_TEST(test_notify_status_and_fd_store_under_systemd)
 	o.env = envv;
 	p = hb_spawn_opts(argv[0], argv, &o);
 	/* each bound listener goes to the fd store, by name */
-	ck_assert_msg(notify_wait(fd, "FDNAME=work", HB_READY_MS, got,
+	ck_assert_msg(notify_wait(fd, "FDNAME=stored-work", HB_READY_MS, got,
 	    sizeof(got)) == 0, "no FDSTORE of the work socket; got %s", got);
 	ck_assert_msg(strstr(got, "FDSTORE=1") != NULL, "no FDSTORE=1: %s", got);
 	ck_assert_msg(notify_wait(fd, "READY=1", HB_READY_MS, got,
@@ -2319,6 +2319,57 @@ START_TEST(test_socket_activation_of_work_alone_binds_the_rest)
 }
 END_TEST
 
+/* Start with one stored work socket bound at waddr, work_listen=listen_at. */
+static struct hb_proc *
+start_with_stored_work(int fd, const char *listen_at)
+{
+	static char set[96];
+	struct hb_spawn_opts o;
+	char *argv[] = { (char *)hb_daemon_path(), "-s", set,
+	    "-s", "peer_listen=127.0.0.1:0", "-s", "http_listen=", NULL };
+
+	snprintf(set, sizeof(set), "work_listen=%s", listen_at);
+	memset(&o, 0, sizeof(o));
+	o.fds = &fd;
+	o.nfds = 1;
+	o.fdnames = "stored-work";
+	return hb_spawn_opts(argv[0], argv, &o);
+}
+
+START_TEST(test_a_stored_socket_is_kept_only_while_the_config_agrees)
+{
+	char waddr[64], other[64];
+	int fd = hb_listen(waddr, sizeof(waddr));
+	struct hb_proc *p;
+	struct hb_conn *c;
+
+	/* from the fd store after a restart, at the configured address: kept */
+	ck_assert_int_ge(fd, 0);
+	p = start_with_stored_work(fd, waddr);
+	ck_assert_msg(hb_wait_ready(p, HB_READY_MS) == 0, "not ready");
+	ck_assert_msg(strcmp(p->work_addr, waddr) == 0,
+	    "work listens on %s, not the stored %s", p->work_addr, waddr);
+	hb_expect_log(p, 0, "msg=listening service=work fd_store=true", HB_REPLY_MS);
+	c = hb_connect(waddr);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+
+	/* work_listen changed since: the stored socket is dropped, the
+	 * configured address bound */
+	p = start_with_stored_work(fd, "127.0.0.2:0");
+	close(fd);
+	ck_assert_msg(hb_wait_ready(p, HB_READY_MS) == 0, "not ready");
+	snprintf(other, sizeof(other), "%s", p->work_addr);
+	ck_assert_msg(strncmp(other, "127.0.0.2:", 10) == 0,
+	    "work listens on %s, not on the configured 127.0.0.2", other);
+	c = hb_connect(other);
+	hb_request(c, "PING", "PONG");
+	hb_close(c);
+	hb_free(p);
+}
+END_TEST
+
 /* Feed hostile bytes to every port, with debug logging, then stop. */
 static struct hb_proc *
 hostile_run(const char *format)
@@ -2462,6 +2513,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_set_overrides_survive_a_reload);
 	tcase_add_test(tc, test_socket_activation_serves_the_passed_listeners);
 	tcase_add_test(tc, test_socket_activation_of_work_alone_binds_the_rest);
+	tcase_add_test(tc, test_a_stored_socket_is_kept_only_while_the_config_agrees);
 	tcase_add_test(tc, test_notify_socket_gets_ready_and_stopping);
 	tcase_add_test(tc, test_notify_status_and_fd_store_under_systemd);
 	tcase_add_test(tc, test_watchdog_is_withheld_while_ticks_are_late);
