@@ -379,6 +379,18 @@ config_add_peer(struct config *c, const char *val, char *reason, size_t rlen)
 }
 
 /* Validate val for key k and store it; on error leave c alone. */
+/* A token: 1..CONFIG_TOKEN_MAX visible characters, no spaces. */
+static int
+config_token_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] <= ' ' || s[i] > '~' || i >= CONFIG_TOKEN_MAX)
+			return 0;
+	return i > 0;
+}
+
 static int
 config_apply(struct config *c, const struct config_key *k, const char *val,
     char *reason, size_t rlen)
@@ -433,10 +445,7 @@ config_apply(struct config *c, const struct config_key *k, const char *val,
 		return 0;
 	case CONFIG_TOKEN:
 		len = strlen(val);
-		for (i = 0; i < len; i++)
-			if (val[i] <= ' ' || val[i] > '~')
-				break;
-		if (i < len || len > CONFIG_TOKEN_MAX) {
+		if (len > 0 && !config_token_ok(val)) {
 			snprintf(reason, rlen, "expected 1..%d visible "
 			    "characters without spaces, or nothing",
 			    CONFIG_TOKEN_MAX);
@@ -856,7 +865,6 @@ static int
 config_read_token(struct config *c, struct config_sink *sink)
 {
 	char line[CONFIG_TOKEN_MAX + 2];
-	size_t len, i;
 	FILE *f;
 
 	free(c->auth_token_value);
@@ -879,12 +887,8 @@ config_read_token(struct config *c, struct config_sink *sink)
 	if (fgets(line, sizeof(line), f) == NULL)
 		line[0] = '\0';
 	fclose(f);
-	len = strcspn(line, "\r\n");
-	line[len] = '\0';
-	for (i = 0; i < len; i++)
-		if (line[i] <= ' ' || line[i] > '~')
-			break;
-	if (len == 0 || i < len || len > CONFIG_TOKEN_MAX) {
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!config_token_ok(line)) {
 		config_where_err(c, sink, "auth_token_file", "%s: the first line must be "
 		    "a token of 1..%d visible characters without spaces",
 		    c->auth_token_file, CONFIG_TOKEN_MAX);
