@@ -125,9 +125,12 @@ daemon_peer_copy(const struct peer_info *pi, void *arg)
 /*
  * One snapshot of every module's counters: what STATS, /metrics, /healthz,
  * WATCH and the heartbeat line report. Valid until the loop runs again.
+ * Without full, the lateness percentiles and the peer records are left
+ * out (zero, none): a tick that only feeds WATCH lines needs neither, and
+ * scanning the histograms every tick would be work for nobody.
  */
 static void
-daemon_status(struct daemon *d, struct hb_status *st)
+daemon_status(struct daemon *d, struct hb_status *st, int full)
 {
 	struct tick_stats ts;
 	uint64_t now = now_ns();
@@ -142,24 +145,26 @@ daemon_status(struct daemon *d, struct hb_status *st)
 	st->heartbeats = ts.seq;
 	st->missed = ts.missed;
 	st->lag_ns = ts.lag_ns;
+	st->loop_lag = ts.lifetime;
+	jobs_status(d->jobs, now, st);
+	work_status(d->work, st);
+	st->npeers = peers_count(d->peers);
+	st->peers_up = peers_up(d->peers);
+	if (!full)
+		return;
 	st->lag_p50_ns = hist_percentile(ts.lifetime, 50);
 	st->lag_p99_ns = hist_percentile(ts.lifetime, 99);
 	st->lag_max_ns = hist_max(ts.lifetime);
 	st->window_p99_ns = hist_percentile(ts.window, 99);
 	st->window_max_ns = hist_max(ts.window);
-	st->loop_lag = ts.lifetime;
 
-	jobs_status(d->jobs, now, st);
-	work_status(d->work, st);
-
-	if ((n = peers_count(d->peers)) > d->peer_cap) {
+	if ((n = st->npeers) > d->peer_cap) {
 		d->peer_buf = xrealloc(d->peer_buf, n * sizeof(*d->peer_buf));
 		d->peer_cap = n;
 	}
 	d->npeer_buf = 0;
 	peers_foreach(d->peers, daemon_peer_copy, d);
 	st->npeers = (unsigned)d->npeer_buf;
-	st->peers_up = peers_up(d->peers);
 	st->peers = d->peer_buf;
 }
 
@@ -167,7 +172,7 @@ daemon_status(struct daemon *d, struct hb_status *st)
 static void
 daemon_status_cb(struct hb_status *st, void *arg)
 {
-	daemon_status(arg, st);
+	daemon_status(arg, st, 1);
 }
 
 /* The heartbeat line (interface.md section 3). */
@@ -230,7 +235,7 @@ daemon_tick(const struct tick_sample *s, void *arg)
 	peers_tick(d->peers, s->now, s->lag_ns, s->missed);
 	if (!watch && !line)
 		return;
-	daemon_status(d, &st);
+	daemon_status(d, &st, line);
 	if (watch)
 		work_watch_send(d->work, buf,
 		    (size_t)proto_fmt_heartbeat(buf, sizeof(buf), &st));
@@ -608,7 +613,7 @@ daemon_run(struct config *cfg, const char *config_path, char *const *sets, size_
 	{
 		struct hb_status st;
 
-		daemon_status(&d, &st);
+		daemon_status(&d, &st, 0);
 		l = log_begin(LOG_INFO, "stopped");
 		log_uint(l, "jobs_cancelled", status_outcomes(&st, JOB_SHUTDOWN));
 		log_end(l);
